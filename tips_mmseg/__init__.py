@@ -1,0 +1,2 @@
+import _tips_mmseg_bootstrap  # noqa: F401  (mmcv-lite compatibility first)
+from .version import __version__  # noqa: F401
