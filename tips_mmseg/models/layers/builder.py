@@ -1,0 +1,41 @@
+"""One factory for every downsampling layer."""
+from typing import Optional, Union
+
+import torch.nn as nn
+
+from mmseg.registry import MODELS
+
+#: Layers ``build_downsample`` accepts (their registry names).
+DOWNSAMPLE_LAYERS = ('TIPS', 'BlurPool', 'APS', 'LPS')
+
+
+def build_downsample(cfg: Optional[Union[dict, str]],
+                     channels: int) -> Optional[nn.Module]:
+    """Build a stride-2 downsampler for ``channels`` channels.
+
+    Args:
+        cfg (dict | str | None): ``dict(type='TIPS', ...)``, a bare name like
+            ``'TIPS'``, or None (no layer: plain strided subsampling).
+        channels (int): Channels of the maps it will downsample.
+
+    Returns:
+        nn.Module | None: The layer.
+    """
+    if cfg is None:
+        return None
+    if isinstance(cfg, str):
+        cfg = dict(type=cfg)
+    if not isinstance(cfg, dict) or 'type' not in cfg:
+        raise TypeError(f'downsample cfg must be a dict with a "type" key, '
+                        f'a layer name or None, got {cfg!r}.')
+    layer_type = cfg['type']
+    if layer_type not in DOWNSAMPLE_LAYERS:
+        raise KeyError(f'Unknown downsampling layer {layer_type!r}; choose '
+                       f'one of {DOWNSAMPLE_LAYERS} (or None for plain '
+                       'strided subsampling).')
+    cfg = dict(cfg)
+    if 'channels' in cfg and cfg['channels'] != channels:
+        raise ValueError(f'{layer_type} cfg says channels={cfg["channels"]} '
+                         f'but it is placed on a {channels}-channel map.')
+    cfg['channels'] = channels
+    return MODELS.build(cfg)

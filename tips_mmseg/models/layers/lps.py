@@ -1,0 +1,90 @@
+"""Learnable Polyphase Sampling (Rojas-Gomez et al., NeurIPS 2022)."""
+from typing import Optional
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from mmseg.registry import MODELS
+from .base import PolyphaseDownsample, one_hot_weights
+
+
+class ComponentScorer(nn.Module):
+    """Small net that gives each polyphase component one logit.
+
+    conv3x3 - ReLU - conv3x3 (to one channel) - spatial mean, shared across the
+    four components. Circular padding makes each score invariant to circular
+    shifts of its component, so the choice is invariant to circular shifts of
+    the input.
+
+    Args:
+        channels (int): Channels of a component.
+        hidden_channels (int): Width of the hidden layer.
+    """
+
+    def __init__(self, channels: int, hidden_channels: int):
+        super().__init__()
+        self.conv1 = nn.Conv2d(channels, hidden_channels, 3, padding=1,
+                               padding_mode='circular')
+        self.conv2 = nn.Conv2d(hidden_channels, 1, 3, padding=1,
+                               padding_mode='circular')
+
+    def forward(self, components: torch.Tensor) -> torch.Tensor:
+        n, c, k, h, w = components.shape
+        # All four components through the net in one batch: (N*4, C, h, w).
+        stacked = components.transpose(1, 2).reshape(n * k, c, h, w)
+        scores = self.conv2(F.relu(self.conv1(stacked)))
+        return scores.mean(dim=(1, 2, 3)).view(n, k)
+
+
+@MODELS.register_module()
+class LPS(PolyphaseDownsample):
+    """Choose the component by learned logits.
+
+    Training: a Gumbel-softmax sample (soft) with temperature
+    ``temperature``; eval: the argmax component (hard, exactly invariant to
+    circular shifts like APS).
+
+    Args:
+        channels (int): Channels of the input map.
+        hidden_channels (int): Width of the scoring net. Defaults to 32.
+        temperature (float): Gumbel-softmax temperature, settable at any time
+            (e.g. by :class:`LPSTemperatureHook`). Defaults to 1.0.
+        init_cfg (dict, optional): mmengine initialization config.
+            Defaults to None.
+    """
+
+    def __init__(self,
+                 channels: int,
+                 hidden_channels: int = 32,
+                 temperature: float = 1.0,
+                 init_cfg: Optional[dict] = None):
+        super().__init__(channels, init_cfg=init_cfg)
+        self.scorer = ComponentScorer(channels, hidden_channels)
+        self.temperature = temperature
+        self.last_logits: Optional[torch.Tensor] = None
+
+    @property
+    def temperature(self) -> float:
+        return self._temperature
+
+    @temperature.setter
+    def temperature(self, value: float):
+        if not value > 0:
+            raise ValueError(f'LPS temperature must be > 0, got {value}.')
+        self._temperature = float(value)
+
+    def component_weights(self, x: torch.Tensor,
+                          components: torch.Tensor) -> torch.Tensor:
+        logits = self.scorer(components).float()
+        self.last_logits = logits.detach()
+        if self.training:
+            return F.gumbel_softmax(
+                logits, tau=self.temperature, hard=False).unsqueeze(1)
+        return one_hot_weights(logits.argmax(dim=1))
+
+    def keeps_one_component(self) -> bool:
+        return not self.training
+
+    def extra_repr(self) -> str:
+        return f'channels={self.channels}, temperature={self.temperature}'
