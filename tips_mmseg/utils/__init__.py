@@ -1,3 +1,12 @@
+from .checkpoint import (TRUSTED_ENV, UntrustedCheckpointError,
+                         install_safe_checkpoint_loading, is_trusted,
+                         load_local_checkpoint, trust_checkpoint)
 from .shift import SHIFT_MODES, shift_map
 
-__all__ = ['shift_map', 'SHIFT_MODES']
+install_safe_checkpoint_loading()
+
+__all__ = [
+    'shift_map', 'SHIFT_MODES', 'TRUSTED_ENV', 'UntrustedCheckpointError',
+    'install_safe_checkpoint_loading', 'is_trusted', 'load_local_checkpoint',
+    'trust_checkpoint'
+]

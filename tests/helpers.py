@@ -1,0 +1,29 @@
+"""Helpers shared by tests: paths and running scripts in a fresh interpreter."""
+import os
+import os.path as osp
+import subprocess
+import sys
+
+import mmseg
+
+REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+TEST_DATA = osp.join(REPO_ROOT, 'tests', 'data')
+MMSEG_TOOLS = osp.join(osp.dirname(mmseg.__file__), '.mim', 'tools')
+
+
+def run_python(args, cwd, env=None, timeout=300):
+    """Run ``python ARGS`` in a fresh interpreter of this environment.
+
+    The repository goes first on PYTHONPATH so the checkout under test is the
+    ``tips_mmseg`` that is imported (also by the start-up hook).
+    """
+    full_env = dict(os.environ)
+    full_env['PYTHONPATH'] = os.pathsep.join(
+        [REPO_ROOT] + [p for p in [full_env.get('PYTHONPATH')] if p])
+    full_env.update(env or {})
+    return subprocess.run([sys.executable] + list(args),
+                          cwd=cwd,
+                          env=full_env,
+                          capture_output=True,
+                          text=True,
+                          timeout=timeout)
