@@ -1,0 +1,119 @@
+"""Forward+backward time and memory of each downsampler, as ratios to plain
+stride-2 subsampling (``x[:, :, ::2, ::2]``), measured in one interleaved run.
+
+Memory: on CUDA the peak allocated during forward+backward; on CPU the bytes
+of the tensors autograd saves for backward plus the output (the activation
+memory a layer adds to a training step), counted with saved-tensor hooks.
+
+Example:
+    python tools/benchmark_layers.py --shape 8 256 128 128 --iters 5
+"""
+import argparse
+import json
+import time
+
+import torch
+
+import tips_mmseg  # noqa: F401
+from tips_mmseg.models.layers import DOWNSAMPLE_LAYERS, build_downsample
+
+
+class StridedSubsample(torch.nn.Module):
+    """The baseline: keep component (0, 0)."""
+
+    def forward(self, x):
+        return x[:, :, ::2, ::2]
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument('--shape', type=int, nargs=4,
+                        default=[8, 256, 128, 128], metavar=('N', 'C', 'H', 'W'))
+    parser.add_argument('--iters', type=int, default=5)
+    parser.add_argument('--warmup', type=int, default=2)
+    parser.add_argument('--device', default='cuda' if torch.cuda.is_available()
+                        else 'cpu')
+    parser.add_argument('--layers', default=','.join(DOWNSAMPLE_LAYERS))
+    parser.add_argument('--out', help='optional JSON file for the results')
+    return parser.parse_args()
+
+
+def sync(device):
+    if device.startswith('cuda'):
+        torch.cuda.synchronize()
+
+
+def step(layer, x):
+    x.grad = None
+    layer(x).sum().backward()
+
+
+def activation_bytes(layer, x):
+    """Bytes saved for backward plus the output of one forward."""
+    total = 0
+
+    def pack(t):
+        nonlocal total
+        total += t.numel() * t.element_size()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        y = layer(x)
+    return total + y.numel() * y.element_size()
+
+
+def peak_memory(layer, x, device):
+    if not device.startswith('cuda'):
+        return activation_bytes(layer, x)
+    torch.cuda.empty_cache()
+    base = torch.cuda.memory_allocated()
+    torch.cuda.reset_peak_memory_stats()
+    step(layer, x)
+    sync(device)
+    return torch.cuda.max_memory_allocated() - base
+
+
+def main():
+    args = parse_args()
+    n, c, h, w = args.shape
+    layers = {'strided': StridedSubsample()}
+    for name in args.layers.split(','):
+        layers[name] = build_downsample(name, c)
+    for layer in layers.values():
+        layer.to(args.device).train()
+    x = torch.randn(n, c, h, w, device=args.device, requires_grad=True)
+
+    times = {name: [] for name in layers}
+    for _ in range(args.warmup):
+        for layer in layers.values():
+            step(layer, x)
+    for _ in range(args.iters):
+        for name, layer in layers.items():  # interleaved: fair to drift
+            sync(args.device)
+            start = time.perf_counter()
+            step(layer, x)
+            sync(args.device)
+            times[name].append(time.perf_counter() - start)
+    results = {}
+    for name, layer in layers.items():
+        results[name] = dict(
+            time_ms=1000 * sorted(times[name])[len(times[name]) // 2],
+            memory_mb=peak_memory(layer, x, args.device) / 2**20)
+    base = results['strided']
+    print(f'device={args.device} input={tuple(args.shape)} '
+          f'iters={args.iters} (median fwd+bwd)')
+    print(f'| layer | fwd+bwd ms | time ratio | memory MB | memory ratio |')
+    print('|---|---|---|---|---|')
+    for name, r in results.items():
+        r['time_ratio'] = r['time_ms'] / base['time_ms']
+        r['memory_ratio'] = r['memory_mb'] / base['memory_mb']
+        print(f"| {name} | {r['time_ms']:.1f} | {r['time_ratio']:.2f} | "
+              f"{r['memory_mb']:.0f} | {r['memory_ratio']:.2f} |")
+    if args.out:
+        with open(args.out, 'w') as f:
+            json.dump(dict(device=args.device, shape=args.shape,
+                           layers=results), f, indent=2)
+
+
+if __name__ == '__main__':
+    main()
