@@ -15,13 +15,15 @@ that).
 """
 import argparse
 import json
+import logging
 import os
 import os.path as osp
 
 import torch
 from mmengine.config import Config, DictAction
+from mmengine.logging import MMLogger
 from mmengine.registry import init_default_scope
-from mmengine.runner import Runner, load_checkpoint
+from mmengine.runner import Runner, load_checkpoint, set_random_seed
 
 import tips_mmseg  # noqa: F401  (registers the layers, safe checkpoint loading)
 from mmseg.registry import MODELS
@@ -47,6 +49,9 @@ def parse_args(argv=None):
         '--device', default='cuda' if torch.cuda.is_available() else 'cpu',
         help='device to run on (default: cuda if available, else cpu)')
     parser.add_argument(
+        '--seed', type=int, default=0,
+        help='random seed (initialisation without checkpoint; default: 0)')
+    parser.add_argument(
         '--cfg-options', nargs='+', action=DictAction,
         help='override config settings, key=value (e.g. '
         'model.pretrained=None val_dataloader.batch_size=2)')
@@ -60,7 +65,14 @@ def build_model(cfg: Config, checkpoint=None, device: str = 'cpu'):
     if checkpoint:
         load_checkpoint(model, checkpoint, map_location='cpu')
     else:
-        model.init_weights()
+        # init_weights logs one INFO entry per parameter; keep warnings only.
+        logger = MMLogger.get_current_instance()
+        level = logger.level
+        logger.setLevel(logging.WARNING)
+        try:
+            model.init_weights()
+        finally:
+            logger.setLevel(level)
     return model.to(device)
 
 
@@ -70,6 +82,7 @@ def main(argv=None) -> dict:
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
     init_default_scope(cfg.get('default_scope', 'mmseg'))
+    set_random_seed(args.seed)
     dataloader_cfg = cfg.get('val_dataloader') or cfg.get('test_dataloader')
     if not dataloader_cfg:
         raise ValueError(f'{args.config} has neither a val_dataloader nor a '

@@ -9,17 +9,17 @@ from .msb import MSB_KEYS
 
 #: Legend labels of the three measurements.
 MSB_LABELS = {
-    'msb_pixel': 'MSB pixel (output = window max)',
-    'msb_soft': 'MSB soft (position in window range)',
-    'msb_phase': 'MSB phase (weight of largest-norm component)',
+    'msb_pixel': 'pixel: output = window max',
+    'msb_soft': 'soft: place in window range',
+    'msb_phase': 'phase: weight of largest\ncomponent',
 }
 
 
 def plot_msb(result: dict, path: str, title: Optional[str] = None) -> str:
     """Draw the three MSBs of every layer as grouped bars and save a PNG.
 
-    Values that do not apply (None) leave their bar out. Dashed lines mark
-    the model's means.
+    Values that do not apply (None) get an 'n/a' mark instead of a bar.
+    Dashed lines mark the model's means.
 
     Args:
         result (dict): As returned by
@@ -39,7 +39,7 @@ def plot_msb(result: dict, path: str, title: Optional[str] = None) -> str:
     positions = np.arange(len(layers))
     bar_width = 0.8 / len(MSB_KEYS)
     fig, ax = plt.subplots(
-        figsize=(max(6.0, 0.45 * len(layers) + 2), 4.5))
+        figsize=(max(6.0, 0.45 * len(layers) + 2) + 2.5, 4.5))
     for index, key in enumerate(MSB_KEYS):
         kept = [(pos, layer[key]) for pos, layer in zip(positions, layers)
                 if layer[key] is not None]
@@ -47,6 +47,10 @@ def plot_msb(result: dict, path: str, title: Optional[str] = None) -> str:
         bars = ax.bar([pos + offset for pos, _ in kept],
                       [value for _, value in kept], bar_width,
                       label=MSB_LABELS[key])
+        for pos, layer in zip(positions, layers):
+            if layer[key] is None:  # tell "does not apply" from a zero bar
+                ax.text(pos + offset, 0.01, 'n/a', rotation=90, ha='center',
+                        va='bottom', fontsize=6, color='grey')
         mean = result['mean'].get(key)
         if mean is not None:
             ax.axhline(mean, linestyle='--', linewidth=0.8,
@@ -57,7 +61,9 @@ def plot_msb(result: dict, path: str, title: Optional[str] = None) -> str:
     ax.set_ylim(0, 1.05)
     ax.set_ylabel('MSB')
     ax.set_title(title or 'MSB per downsampling layer')
-    ax.legend(fontsize=7, loc='upper right')
+    # Outside the axes, so that no bar hides behind it; dashed: means.
+    ax.legend(fontsize=7, loc='upper left', bbox_to_anchor=(1.01, 1),
+              title='MSB (dashed: mean)', title_fontsize=7)
     fig.tight_layout()
     folder = osp.dirname(osp.abspath(path))
     os.makedirs(folder, exist_ok=True)
