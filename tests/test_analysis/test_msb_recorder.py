@@ -23,17 +23,18 @@ def record(layer: nn.Module, x: torch.Tensor) -> dict:
 
 
 def naive_window_msb(x: np.ndarray, y: np.ndarray, window) -> tuple:
-    """msb_pixel, msb_soft by plain loops; ``window(n, c, i, j)`` gives the
-    window values (padding excluded) of output (n, c, i, j)."""
-    hits, soft = 0, []
+    """msb_pixel, msb_soft by plain loops over the non-flat windows;
+    ``window(n, c, i, j)`` gives the window values (padding excluded) of
+    output (n, c, i, j)."""
+    hits, soft = [], []
     for n, c, i, j in itertools.product(*map(range, y.shape)):
         values = window(n, c, i, j)
         top, bottom = values.max(), values.min()
-        hits += abs(y[n, c, i, j] - top) <= 1e-6 * abs(top)
-        if not abs(top - bottom) <= 1e-6 * abs(top):
-            soft.append(min(max((y[n, c, i, j] - bottom) / (top - bottom),
-                                0), 1))
-    return hits / y.size, float(np.mean(soft))
+        if abs(top - bottom) <= 1e-6 * abs(top):
+            continue  # flat window
+        hits.append(abs(y[n, c, i, j] - top) <= 1e-6 * abs(top))
+        soft.append(min(max((y[n, c, i, j] - bottom) / (top - bottom), 0), 1))
+    return float(np.mean(hits)), float(np.mean(soft))
 
 
 @pytest.mark.parametrize('pool', [
@@ -84,10 +85,10 @@ def test_strided_conv_hand_computed():
                       [0., 0., 9., 8.],
                       [0., 0., 7., 6.]]).view(1, 1, 4, 4)
     # Windows: [1,2,3,4] keeps 1 (min); [5,0,1,1] keeps 5 (max);
-    # [0,0,0,0] is flat (0 equals its max, no soft value); [9,8,7,6] keeps 9.
+    # [0,0,0,0] is flat (left out of both); [9,8,7,6] keeps 9.
     # Component norms^2: (0,0) 1+25+0+81=107 > (0,1) 68 > (1,0) 59 > (1,1) 53.
     entry = record(conv, x)
-    assert entry['msb_pixel'] == pytest.approx(3 / 4)
+    assert entry['msb_pixel'] == pytest.approx(2 / 3)
     assert entry['msb_soft'] == pytest.approx(2 / 3)
     assert entry['msb_phase'] == 1.0
     assert entry['flat_fraction'] == pytest.approx(1 / 4)
@@ -231,6 +232,19 @@ def test_recorder_accumulates_and_resets():
     assert recorder.results()[0]['msb_pixel'] is None
 
 
+def test_flat_windows_do_not_count_as_max_sampling():
+    # After a ReLU many 2x2 windows are all zero: an average pool keeps
+    # their "max" but is not biased towards it.
+    x = torch.randn(2, 4, 16, 16)
+    x[..., :8, :] = 0  # the top half is flat
+    entry = record(nn.AvgPool2d(2), x)
+    assert entry['flat_fraction'] == pytest.approx(0.5)
+    assert entry['msb_pixel'] < 1e-3
+    assert record(nn.MaxPool2d(2), x)['msb_pixel'] == 1.0
+    assert record(nn.AvgPool2d(2), torch.zeros(1, 1, 4, 4))['msb_pixel'] \
+        is None
+
+
 def test_model_without_downsampling_is_a_clear_error():
     model = nn.Sequential(nn.Conv2d(3, 3, 3, padding=1), nn.ReLU(),
                           nn.MaxPool2d(3, stride=1, padding=1))
@@ -278,3 +292,26 @@ def test_every_resnet_downsampler_is_recorded(backbone_type, avg_down):
     assert shortcut['type'] == ('AvgPool2d' if avg_down else 'Conv2d')
     assert all(entry['output_elements'] > 0 for entry in by_name.values())
     assert all(math.isfinite(entry['msb_soft']) for entry in by_name.values())
+
+
+class EveryOtherPixel(nn.Module):
+    """A plain stride-2 subsampler, as a custom backbone might define."""
+
+    def forward(self, x):
+        return x[..., ::2, ::2]
+
+
+def test_subsample_types_are_measured_like_an_identity_strided_conv():
+    x = torch.randn(2, 3, 9, 8)
+    identity_conv = nn.Conv2d(3, 3, 1, stride=2, groups=3, bias=False)
+    nn.init.ones_(identity_conv.weight)
+    model = nn.Sequential(EveryOtherPixel())
+    with pytest.raises(ValueError, match='subsample_types'):
+        MSBRecorder(model)
+    with MSBRecorder(model, subsample_types=[EveryOtherPixel]) as recorder:
+        model(x)
+    (entry, ) = recorder.results()
+    expected = record(identity_conv, x)
+    assert entry['type'] == 'EveryOtherPixel'
+    for key in ('msb_pixel', 'msb_soft', 'msb_phase'):
+        assert entry[key] == pytest.approx(expected[key])

@@ -4,13 +4,18 @@ Definitions (``METHOD.md`` section 2), per downsampling layer, for output
 element ``y`` and the input window ``w`` its output location covers:
 
 * ``msb_pixel``: fraction of output elements equal (relative tolerance
-  :data:`REL_TOL`) to ``max(w)``. Max-pool: 1; averaging: ~0. Every output
-  element counts, flat windows too (an all-zero window after a ReLU makes
-  any layer "keep the max"); ``flat_fraction`` reports how many there were.
+  :data:`REL_TOL`) to ``max(w)``. Max-pool: 1; averaging: ~0. Only windows
+  with ``max(w) > min(w)`` (beyond the tolerance) count, as for
+  ``msb_soft``: in a flat window every output "equals the max", and after a
+  ReLU many windows are all zero (46% in a random conv-ReLU net), which
+  would lift an average pool's msb_pixel from 0 to ~0.46. METHOD.md's
+  wording counts all output elements; this is a deliberate refinement so
+  that "averaging -> ~0" holds on real features. ``flat_fraction`` reports
+  the share of flat windows.
 * ``msb_soft``: mean of ``(y - min(w)) / (max(w) - min(w))`` over windows
-  with ``max(w) > min(w)`` (beyond the tolerance), clipped to [0, 1] (a
-  BlurPool output can leave its 2x2 window's range). 1: always the max, 0:
-  always the min, ~0.5: unbiased.
+  with ``max(w) > min(w)``, clipped to [0, 1] (a BlurPool output can leave
+  its 2x2 window's range). 1: always the max, 0: always the min, ~0.5:
+  unbiased.
 * ``msb_phase``: mean weight the layer gives to the polyphase component of
   largest l2 norm; None for layers without a phase (pools, BlurPool).
   APS: 1; uniform mixing: 0.25. Components whose norm is within the
@@ -209,8 +214,9 @@ class LayerMSB:
         spread = (window_max - window_min)[~flat]
         soft = ((y[~flat] - window_min[~flat]) / spread).clamp(0, 1)
         self.output_elements += y.numel()
-        self.max_hits += int(at_max.sum())
         self.flat_windows += int(flat.sum())
+        # Flat windows say nothing about a bias (any output is their max).
+        self.max_hits += int((at_max & ~flat).sum())
         self.soft_sum += float(soft.double().sum())
         self.soft_count += soft.numel()
 
@@ -221,8 +227,9 @@ class LayerMSB:
 
     def result(self) -> dict:
         """The layer's entry: name, type and the three MSBs (None where a
-        measurement does not apply or saw nothing), plus output_elements and
-        flat_fraction (share of windows with max == min)."""
+        measurement does not apply or saw no informative window), plus
+        output_elements and flat_fraction (share of windows with
+        max == min)."""
 
         def ratio(num, den):
             return num / den if den else None
@@ -230,7 +237,7 @@ class LayerMSB:
         return dict(
             name=self.name,
             type=self.type,
-            msb_pixel=ratio(self.max_hits, self.output_elements),
+            msb_pixel=ratio(self.max_hits, self.soft_count),
             msb_soft=ratio(self.soft_sum, self.soft_count),
             msb_phase=ratio(self.phase_sum, self.phase_count),
             output_elements=self.output_elements,
