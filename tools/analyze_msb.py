@@ -25,7 +25,7 @@ from mmengine.logging import MMLogger
 from mmengine.registry import init_default_scope
 from mmengine.runner import Runner, load_checkpoint, set_random_seed
 
-import tips_mmseg  # noqa: F401  (registers the layers, safe checkpoint loading)
+import tips_mmseg  # noqa: F401  (registers layers; safe checkpoint loading)
 from mmseg.registry import MODELS
 from tips_mmseg.analysis import analyze_msb, format_msb_table, plot_msb
 

@@ -1,4 +1,4 @@
-"""MSB definitions (METHOD.md section 2) on single layers and mmseg's ResNet."""
+"""MSB definitions (METHOD.md section 2): single layers, mmseg's ResNet."""
 import itertools
 import math
 
@@ -9,7 +9,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from mmseg.models.backbones import ResNetV1c, ResNetV1d
-from tips_mmseg.analysis import (MSBRecorder, mean_msb, stride_one_response)
+from tips_mmseg.analysis import MSBRecorder, mean_msb, stride_one_response
 from tips_mmseg.models.layers import APS, LPS, TIPS, BlurPool
 
 

@@ -47,8 +47,8 @@ Windows, per kind of layer:
   padding, dilation, ceil_mode); padding never counts as a window value
   (-inf for the max, as max-pool pads).
 
-Aggregation: a layer's values are over all its output elements of all
-recorded forwards; the model's mean is over layers, weighted by each layer's
+Aggregation: a layer's values are over all its (informative) output
+elements of all recorded forwards; the model's mean is over layers, weighted by each layer's
 number of output elements (layers where a value is None are left out).
 """
 from collections import OrderedDict
@@ -205,8 +205,8 @@ class LayerMSB:
         if y.shape != window_max.shape:
             raise RuntimeError(
                 f'MSB of {self.name} ({self.type}): output of shape '
-                f'{tuple(y.shape)} does not match its {tuple(window_max.shape)}'
-                ' windows; the layer does not downsample as its kind '
+                f'{tuple(y.shape)} does not match its '
+                f'{tuple(window_max.shape)} windows; the layer does not downsample as its kind '
                 f'({self.kind}) says.')
         y = y.float()
         at_max = torch.isclose(y, window_max, rtol=REL_TOL, atol=0)
