@@ -48,8 +48,9 @@ Windows, per kind of layer:
   (-inf for the max, as max-pool pads).
 
 Aggregation: a layer's values are over all its (informative) output
-elements of all recorded forwards; the model's mean is over layers, weighted by each layer's
-number of output elements (layers where a value is None are left out).
+elements of all recorded forwards; the model's mean is over layers,
+weighted by each layer's number of output elements (layers where a value
+is None are left out).
 """
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -206,8 +207,8 @@ class LayerMSB:
             raise RuntimeError(
                 f'MSB of {self.name} ({self.type}): output of shape '
                 f'{tuple(y.shape)} does not match its '
-                f'{tuple(window_max.shape)} windows; the layer does not downsample as its kind '
-                f'({self.kind}) says.')
+                f'{tuple(window_max.shape)} windows; the layer does not '
+                f'downsample as its kind ({self.kind}) says.')
         y = y.float()
         at_max = torch.isclose(y, window_max, rtol=REL_TOL, atol=0)
         flat = torch.isclose(window_min, window_max, rtol=REL_TOL, atol=0)
