@@ -1,11 +1,15 @@
+from .atomic_io import (atomic_write, find_latest_checkpoint,
+                        install_atomic_checkpointing)
 from .checkpoint import (TRUSTED_ENV, UntrustedCheckpointError,
                          install_safe_checkpoint_loading, is_trusted,
                          load_local_checkpoint, trust_checkpoint)
 from .shift import SHIFT_MODES, shift_map
 
 install_safe_checkpoint_loading()
+install_atomic_checkpointing()
 
 __all__ = [
+    'atomic_write', 'find_latest_checkpoint', 'install_atomic_checkpointing',
     'shift_map', 'SHIFT_MODES', 'TRUSTED_ENV', 'UntrustedCheckpointError',
     'install_safe_checkpoint_loading', 'is_trusted', 'load_local_checkpoint',
     'trust_checkpoint'
