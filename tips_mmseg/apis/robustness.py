@@ -346,7 +346,7 @@ def plot_corruption_curves(results: dict, out_file: str) -> None:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(7, 4.5))
+    fig = Figure(figsize=(8.5, 4.5))
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
     clean = results['clean']['mIoU']
@@ -368,7 +368,8 @@ def plot_corruption_curves(results: dict, out_file: str) -> None:
     ax.set_xticks(range(0, 6))
     ax.grid(alpha=0.3)
     if results['corruptions']:
-        ax.legend(fontsize=8, loc='best')
+        # Outside the axes: curves of nine corruptions leave no free corner.
+        ax.legend(fontsize=8, loc='upper left', bbox_to_anchor=(1.02, 1))
     fig.tight_layout()
     fig.savefig(out_file, dpi=120)
 
