@@ -5,6 +5,7 @@ background, class 0), a ResNetV1c-18 (8 channels) + FCNHead config on it,
 and that model trained for a few steps so its clean mIoU is far from
 trivial and an attack has something to destroy.
 """
+import os
 import os.path as osp
 
 import cv2
@@ -18,7 +19,6 @@ NUM_TRAIN, NUM_TEST = 24, 6
 
 def _write_split(root, split, num, rng):
     for folder in ('img_dir', 'ann_dir'):
-        import os
         os.makedirs(osp.join(root, folder, split), exist_ok=True)
     for i in range(num):
         img = rng.integers(0, 110, (SIZE, SIZE, 3)).astype(np.uint8)
@@ -51,7 +51,8 @@ def toy_config(data_root):
                 type='BaseSegDataset',
                 data_root=data_root,
                 data_prefix=dict(
-                    img_path=f'img_dir/{split}', seg_map_path=f'ann_dir/{split}'),
+                    img_path=f'img_dir/{split}',
+                    seg_map_path=f'ann_dir/{split}'),
                 img_suffix='.png',
                 seg_map_suffix='.png',
                 metainfo=dict(

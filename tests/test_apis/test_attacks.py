@@ -4,6 +4,7 @@ import copy
 import pytest
 import torch
 from mmengine.config import ConfigDict
+from mmengine.structures import PixelData
 
 from tips_mmseg.apis import build_attack, fgsm_attack, pgd_attack
 from tips_mmseg.apis.attacks import segmentation_loss
@@ -111,3 +112,19 @@ def test_unknown_attack_and_negative_eps():
         build_attack('cw', 1.0)
     with pytest.raises(ValueError, match='eps'):
         pgd_attack(None, dict(inputs=[], data_samples=[]), -1.0)
+
+
+def test_test_time_padding(trained_toy_model, batch):
+    # 26x30 images padded to 32x32 by the preprocessor's test_cfg: the attack
+    # must differentiate through the padding and return the unpadded size.
+    model = copy.deepcopy(trained_toy_model)
+    model.data_preprocessor.test_cfg = dict(size_divisor=16)
+    data = copy.deepcopy(batch)
+    data['inputs'] = [img[:, :26, :30] for img in data['inputs']]
+    for sample in data['data_samples']:
+        sample.gt_sem_seg = PixelData(data=sample.gt_sem_seg.data[:, :26, :30])
+        sample.set_metainfo(dict(ori_shape=(26, 30), img_shape=(26, 30)))
+    adv = pgd_attack(model, copy.deepcopy(data), 4.0, steps=2)['inputs']
+    for a, c in zip(adv, data['inputs']):
+        assert a.shape == c.shape
+        assert 0 < (a - c.float()).abs().max() <= 4.0 + 1e-4

@@ -60,6 +60,20 @@ def segmentation_loss(model: torch.nn.Module, images: Sequence[Tensor],
     return loss
 
 
+def check_attack(name: str, eps: float) -> None:
+    """Raise a ValueError naming the fix for a bad attack name or eps.
+
+    Args:
+        name (str): Attack name, a key of :data:`ATTACKS`.
+        eps (float): L_inf radius in pixel units, >= 0.
+    """
+    if name not in ATTACKS:
+        raise ValueError(f'Unknown attack {name!r}; valid names are: '
+                         f'{", ".join(ATTACKS)}.')
+    if eps < 0:
+        raise ValueError(f'eps must be >= 0 (pixel units 0..255), got {eps}.')
+
+
 def _project(x: Tensor, clean: Tensor, eps: float) -> Tensor:
     return torch.min(torch.max(x, clean - eps), clean + eps).clamp(0., 255.)
 
@@ -93,8 +107,7 @@ def pgd_attack(model: torch.nn.Module,
         dict: ``data`` with ``inputs`` replaced by the adversarial images
         (float tensors on the model's device); ``data_samples`` unchanged.
     """
-    if eps < 0:
-        raise ValueError(f'eps must be >= 0 (pixel units), got {eps}.')
+    check_attack('pgd', eps)
     if steps < 1:
         raise ValueError(f'PGD needs steps >= 1, got {steps}.')
     step_size = eps / 4 if step_size is None else float(step_size)
@@ -163,9 +176,7 @@ def build_attack(name: str,
     Returns:
         Callable: The attack with its settings bound.
     """
-    if name not in ATTACKS:
-        raise ValueError(f'Unknown attack {name!r}; valid names are: '
-                         f'{", ".join(ATTACKS)}.')
+    check_attack(name, eps)
     if name == 'fgsm':
         return lambda model, data: fgsm_attack(model, data, eps)
     return lambda model, data: pgd_attack(
@@ -174,6 +185,6 @@ def build_attack(name: str,
 
 
 __all__: List[str] = [
-    'segmentation_loss', 'fgsm_attack', 'pgd_attack', 'ATTACKS',
+    'segmentation_loss', 'check_attack', 'fgsm_attack', 'pgd_attack', 'ATTACKS',
     'build_attack'
 ]

@@ -12,7 +12,7 @@ import contextlib
 import copy
 import logging
 import pickle
-from typing import Callable, Dict, Optional, Sequence, Union
+from typing import Callable, Optional, Sequence, Union
 
 import numpy as np
 import torch
@@ -27,7 +27,7 @@ from mmseg.registry import MODELS
 
 from tips_mmseg.datasets.transforms.corruption_ops import (CORRUPTIONS,
                                                            check_corruption)
-from .attacks import ATTACKS, build_attack
+from .attacks import build_attack, check_attack
 
 DEFAULT_SEVERITIES = (1, 3, 5)
 DEFAULT_ATTACKS = ('fgsm', 'pgd')
@@ -230,11 +230,7 @@ def evaluate_robustness(cfg: Union[str, Config],
         for severity in severities:
             check_corruption(name, severity)
     for name in attacks:
-        if name not in ATTACKS:
-            raise ValueError(f'Unknown attack {name!r}; valid names are: '
-                             f'{", ".join(ATTACKS)}.')
-    if eps < 0:
-        raise ValueError(f'eps must be >= 0 (pixel units), got {eps}.')
+        check_attack(name, eps)
     if isinstance(cfg, str):
         cfg = Config.fromfile(cfg)
     elif not isinstance(cfg, Config):

@@ -11,10 +11,11 @@ import numpy as np
 from mmcv.transforms import BaseTransform
 from mmseg.registry import TRANSFORMS
 
-from .corruption_ops import CORRUPTIONS, apply_corruption, check_corruption
+from .corruption_ops import apply_corruption, check_corruption
 
 
-def per_image_seed(seed: int, key: Union[str, int, None]) -> np.random.SeedSequence:
+def per_image_seed(seed: int,
+                   key: Union[str, int, None]) -> np.random.SeedSequence:
     """A seed that depends only on ``seed`` and the identity of the image.
 
     The file name (not the full path) identifies an image, so the same data
@@ -79,4 +80,4 @@ class ImageCorruption(BaseTransform):
                 f'severity={self.severity}, seed={self.seed})')
 
 
-__all__ = ['ImageCorruption', 'CORRUPTIONS', 'per_image_seed']
+__all__ = ['ImageCorruption', 'per_image_seed']
