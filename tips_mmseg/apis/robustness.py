@@ -176,7 +176,8 @@ def evaluate_segmentor(model: torch.nn.Module,
         if progress is not None:
             progress.update()
     metrics = evaluator.evaluate(len(dataloader.dataset))
-    return {k: float(v) for k, v in metrics.items()}
+    # float32 metrics as JSON would print as 76.62000274658203.
+    return {k: round(float(v), 4) for k, v in metrics.items()}
 
 
 def evaluate_robustness(cfg: Union[str, Config],
