@@ -1,0 +1,8 @@
+from .attacks import ATTACKS, build_attack, fgsm_attack, pgd_attack
+from .robustness import (evaluate_robustness, format_robustness_table,
+                         plot_corruption_curves)
+
+__all__ = [
+    'ATTACKS', 'build_attack', 'fgsm_attack', 'pgd_attack',
+    'evaluate_robustness', 'format_robustness_table', 'plot_corruption_curves'
+]

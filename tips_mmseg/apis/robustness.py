@@ -1,0 +1,378 @@
+"""mIoU under image corruptions and adversarial attacks (EVALUATION.md).
+
+:func:`evaluate_robustness` builds the model and the test dataloader from an
+mmseg config and measures mIoU with the config's test evaluator (mmseg's
+IoUMetric) on clean images, on every corruption x severity (the
+:class:`~tips_mmseg.datasets.transforms.ImageCorruption` transform inserted
+after ``LoadImageFromFile``) and under every attack. ``tools/robustness.py``
+wraps it; :func:`format_robustness_table` and :func:`plot_corruption_curves`
+present the result.
+"""
+import contextlib
+import copy
+import logging
+import pickle
+from typing import Callable, Optional, Sequence, Union
+
+import numpy as np
+import torch
+from mmengine.config import Config
+from mmengine.evaluator import Evaluator
+from mmengine.logging import MMLogger
+from mmengine.model.utils import revert_sync_batchnorm
+from mmengine.registry import init_default_scope
+from mmengine.runner import Runner, load_checkpoint
+from mmengine.utils import ProgressBar
+from mmseg.registry import MODELS
+
+from tips_mmseg.datasets.transforms.corruption_ops import (CORRUPTIONS,
+                                                           check_corruption)
+from .attacks import build_attack, check_attack
+
+DEFAULT_SEVERITIES = (1, 3, 5)
+DEFAULT_ATTACKS = ('fgsm', 'pgd')
+MEAN_CORRUPTION_KEY = 'mCorr-mIoU'
+
+
+def build_segmentor(cfg: Config,
+                    checkpoint: Optional[str] = None,
+                    device: str = 'cpu') -> torch.nn.Module:
+    """Build ``cfg.model`` in eval mode, optionally with trained weights.
+
+    SyncBN is reverted to BN, as mmengine's Runner does without a launcher,
+    since SyncBN cannot run outside a process group.
+
+    Args:
+        cfg (Config): mmseg config with ``model``.
+        checkpoint (str, optional): Weights to load; None keeps the random
+            initialisation (a quick look at an untrained net).
+            Defaults to None.
+        device (str): Defaults to ``'cpu'``.
+
+    Returns:
+        nn.Module: The segmentor, on ``device``, in eval mode.
+    """
+    model = revert_sync_batchnorm(MODELS.build(copy.deepcopy(cfg.model)))
+    if checkpoint is not None:
+        try:
+            load_checkpoint(model, checkpoint, map_location='cpu')
+        except pickle.UnpicklingError as err:
+            raise RuntimeError(
+                f'torch.load refused {checkpoint!r} with weights_only=True '
+                '(torch >= 2.6): the file holds more than weights, e.g. '
+                "mmengine's message hub. Load it through tips_mmseg's "
+                'trusted-checkpoint loader or save a weights-only copy '
+                "(torch.save({'state_dict': ...})).") from err
+    return model.to(device).eval()
+
+
+def insert_corruption(pipeline: Sequence[dict], corruption: str,
+                      severity: int, seed: int = 0) -> list:
+    """Return a copy of ``pipeline`` with the corruption after the loader.
+
+    Args:
+        pipeline (Sequence[dict]): A test pipeline (list of transform
+            configs) that contains ``LoadImageFromFile``.
+        corruption (str): Corruption name.
+        severity (int): 0..5.
+        seed (int): Seed of the transform. Defaults to 0.
+
+    Returns:
+        list: The new pipeline.
+    """
+    pipeline = [copy.deepcopy(t) for t in pipeline]
+    types = [str(t.get('type', '')) for t in pipeline]
+    # Match 'LoadImageFromFile' also with a scope prefix ('mmseg.' / 'mmcv.').
+    loaders = [i for i, t in enumerate(types)
+               if t.split('.')[-1] == 'LoadImageFromFile']
+    if not loaders:
+        raise ValueError(
+            'Cannot place the corruption: the test pipeline has no '
+            f'LoadImageFromFile (types: {types}). Add one, or put '
+            "dict(type='ImageCorruption', ...) into the pipeline yourself.")
+    pipeline.insert(
+        loaders[0] + 1,
+        dict(type='ImageCorruption', corruption=corruption,
+             severity=severity, seed=seed))
+    return pipeline
+
+
+def build_test_dataloader(cfg: Config,
+                          num_images: Optional[int] = None,
+                          corruption: Optional[str] = None,
+                          severity: int = 0,
+                          seed: int = 0) -> torch.utils.data.DataLoader:
+    """Build ``cfg.test_dataloader``, optionally subset and corrupted.
+
+    Args:
+        cfg (Config): mmseg config with ``test_dataloader``.
+        num_images (int, optional): Use only the first N images.
+            Defaults to None (all).
+        corruption (str, optional): Corruption inserted after
+            ``LoadImageFromFile``. Defaults to None (clean).
+        severity (int): Its severity. Defaults to 0.
+        seed (int): Its seed. Defaults to 0.
+
+    Returns:
+        DataLoader: The test dataloader.
+    """
+    loader_cfg = copy.deepcopy(cfg.test_dataloader)
+    dataset_cfg = loader_cfg['dataset']
+    if 'pipeline' not in dataset_cfg:
+        raise ValueError(
+            'test_dataloader.dataset has no `pipeline` (a dataset wrapper?); '
+            'robustness evaluation needs a plain mmseg dataset config.')
+    if num_images is not None:
+        # mmengine's BaseDataset keeps the first N samples.
+        dataset_cfg['indices'] = int(num_images)
+    if corruption is not None:
+        dataset_cfg['pipeline'] = insert_corruption(
+            dataset_cfg['pipeline'], corruption, severity, seed)
+    return Runner.build_dataloader(loader_cfg)
+
+
+@contextlib.contextmanager
+def _quiet_logger(quiet: bool):
+    # IoUMetric logs a per-class table for every evaluation; a study runs
+    # dozens of them, so hide INFO unless asked for.
+    logger = MMLogger.get_current_instance()
+    level = logger.level
+    if quiet:
+        logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+def evaluate_segmentor(model: torch.nn.Module,
+                       dataloader: torch.utils.data.DataLoader,
+                       evaluator_cfg: Union[dict, list],
+                       attack: Optional[Callable[[torch.nn.Module, dict],
+                                                 dict]] = None,
+                       progress: Optional[ProgressBar] = None) -> dict:
+    """Run ``model`` over ``dataloader`` and return the evaluator's metrics.
+
+    Args:
+        model (nn.Module): Segmentor in eval mode.
+        dataloader (DataLoader): Test dataloader.
+        evaluator_cfg (dict | list): ``cfg.test_evaluator``.
+        attack (Callable, optional): ``attack(model, data) -> data`` applied
+            to every batch before the prediction. Defaults to None.
+        progress (ProgressBar, optional): Updated once per batch.
+
+    Returns:
+        dict: Metric name -> float (e.g. aAcc, mIoU, mAcc in %).
+    """
+    evaluator = Evaluator(copy.deepcopy(evaluator_cfg))
+    evaluator.dataset_meta = dataloader.dataset.metainfo
+    model.eval()
+    for data in dataloader:
+        if attack is not None:
+            data = attack(model, data)
+        with torch.no_grad():
+            outputs = model.test_step(data)
+        evaluator.process(data_samples=outputs, data_batch=data)
+        if progress is not None:
+            progress.update()
+    metrics = evaluator.evaluate(len(dataloader.dataset))
+    # float32 metrics as JSON would print as 76.62000274658203.
+    return {k: round(float(v), 4) for k, v in metrics.items()}
+
+
+def evaluate_robustness(cfg: Union[str, Config],
+                        checkpoint: Optional[str] = None,
+                        num_images: Optional[int] = None,
+                        corruptions: Sequence[str] = tuple(CORRUPTIONS),
+                        severities: Sequence[int] = DEFAULT_SEVERITIES,
+                        attacks: Sequence[str] = DEFAULT_ATTACKS,
+                        eps: float = 4.0,
+                        pgd_steps: int = 10,
+                        pgd_step_size: Optional[float] = None,
+                        random_start: bool = False,
+                        seed: int = 0,
+                        device: Optional[str] = None,
+                        show_progress: bool = True,
+                        verbose: bool = False) -> dict:
+    """mIoU of a segmentor on clean, corrupted and adversarial test images.
+
+    Args:
+        cfg (str | Config | dict): mmseg config (path or object) with
+            ``model``, ``test_dataloader`` and ``test_evaluator``.
+        checkpoint (str, optional): Weights; None evaluates the untrained
+            net. Defaults to None.
+        num_images (int, optional): Only the first N test images.
+            Defaults to None (all).
+        corruptions (Sequence[str]): Corruption names. Defaults to all nine.
+        severities (Sequence[int]): Severities, each in 0..5.
+            Defaults to (1, 3, 5).
+        attacks (Sequence[str]): Attack names (``fgsm``, ``pgd``).
+            Defaults to both.
+        eps (float): L_inf radius in pixel units (0..255). Defaults to 4.
+        pgd_steps (int): PGD steps. Defaults to 10.
+        pgd_step_size (float, optional): PGD step; defaults to ``eps / 4``.
+        random_start (bool): PGD random start. Defaults to False.
+        seed (int): Seed of corruptions and random starts. Defaults to 0.
+        device (str, optional): Defaults to ``'cuda'`` if available, else
+            ``'cpu'``.
+        show_progress (bool): Show an mmengine progress bar over all
+            batches of the study. Defaults to True.
+        verbose (bool): Keep the evaluator's per-class log tables.
+            Defaults to False.
+
+    Returns:
+        dict: ``{"clean": {"mIoU", ...}, "corruptions": {name: {severity
+        (str): {"mIoU", ...}}}, "mCorr-mIoU": mean over all corruptions and
+        severities (None without corruptions), "attacks": {name: {"mIoU",
+        ..., "eps"}}, "settings": {...}}``.
+    """
+    # Validate everything before the (slow) work starts.
+    for name in corruptions:
+        for severity in severities:
+            check_corruption(name, severity)
+    for name in attacks:
+        check_attack(name, eps)
+    if isinstance(cfg, str):
+        cfg = Config.fromfile(cfg)
+    elif not isinstance(cfg, Config):
+        cfg = Config(cfg)
+    for key in ('model', 'test_dataloader', 'test_evaluator'):
+        if cfg.get(key) is None:
+            raise ValueError(f'The config has no `{key}`; robustness '
+                             'evaluation needs model, test_dataloader and '
+                             'test_evaluator.')
+    init_default_scope(cfg.get('default_scope', 'mmseg'))
+    if device is None:
+        device = 'cuda' if torch.cuda.is_available() else 'cpu'
+
+    model = build_segmentor(cfg, checkpoint, device)
+
+    def loader(corruption=None, severity=0):
+        return build_test_dataloader(cfg, num_images, corruption, severity,
+                                     seed)
+
+    clean_loader = loader()
+    n_runs = 1 + len(corruptions) * len(severities) + len(attacks)
+    progress = ProgressBar(n_runs * len(clean_loader)) \
+        if show_progress else None
+    results = dict(clean={}, corruptions={}, attacks={})
+    with _quiet_logger(not verbose):
+        results['clean'] = evaluate_segmentor(
+            model, clean_loader, cfg.test_evaluator, progress=progress)
+        for name in corruptions:
+            results['corruptions'][name] = {
+                str(severity): evaluate_segmentor(
+                    model, loader(name, severity), cfg.test_evaluator,
+                    progress=progress)
+                for severity in severities
+            }
+        for name in attacks:
+            attack = build_attack(name, eps, pgd_steps, pgd_step_size,
+                                  random_start, seed)
+            metrics = evaluate_segmentor(
+                model, clean_loader, cfg.test_evaluator, attack=attack,
+                progress=progress)
+            results['attacks'][name] = dict(metrics, eps=float(eps))
+    if progress is not None:
+        print()  # ProgressBar leaves the cursor on its line
+    corrupted = [
+        m['mIoU'] for per_severity in results['corruptions'].values()
+        for m in per_severity.values()
+    ]
+    results[MEAN_CORRUPTION_KEY] = float(np.mean(corrupted)) \
+        if corrupted else None
+    results['settings'] = dict(
+        config=cfg.filename,
+        checkpoint=checkpoint,
+        num_images=len(clean_loader.dataset),
+        severities=[int(s) for s in severities],
+        eps=float(eps),
+        pgd_steps=int(pgd_steps),
+        pgd_step_size=float(eps / 4 if pgd_step_size is None
+                            else pgd_step_size),
+        random_start=bool(random_start),
+        seed=int(seed))
+    return results
+
+
+def format_robustness_table(results: dict) -> str:
+    """Plain-text table of :func:`evaluate_robustness`'s result (mIoU, %).
+
+    Args:
+        results (dict): The result dict.
+
+    Returns:
+        str: One row per condition: clean, each corruption (one column per
+        severity, and its mean), mCorr-mIoU, each attack.
+    """
+    from prettytable import PrettyTable  # mmseg's own dependency
+
+    severities = sorted({
+        s for per_severity in results['corruptions'].values()
+        for s in per_severity
+    }, key=int)
+    table = PrettyTable(['condition'] + [f'sev {s}' for s in severities] +
+                        ['mIoU'])
+    blanks = [''] * len(severities)
+    table.add_row(['clean'] + blanks + [f'{results["clean"]["mIoU"]:.2f}'])
+    for name, per_severity in results['corruptions'].items():
+        values = [per_severity[s]['mIoU'] for s in severities]
+        table.add_row([name] + [f'{v:.2f}' for v in values] +
+                      [f'{np.mean(values):.2f}'])
+    if results.get(MEAN_CORRUPTION_KEY) is not None:
+        table.add_row([MEAN_CORRUPTION_KEY] + blanks +
+                      [f'{results[MEAN_CORRUPTION_KEY]:.2f}'])
+    for name, metrics in results['attacks'].items():
+        table.add_row([f'{name} (eps {metrics["eps"]:g})'] + blanks +
+                      [f'{metrics["mIoU"]:.2f}'])
+    table.align['condition'] = 'l'
+    return table.get_string()
+
+
+def plot_corruption_curves(results: dict, out_file: str) -> None:
+    """Draw mIoU against severity, one line per corruption, into a PNG.
+
+    Severity 0 is the clean mIoU; attacks are drawn as horizontal dashed
+    lines for scale.
+
+    Args:
+        results (dict): The result of :func:`evaluate_robustness`.
+        out_file (str): PNG path.
+    """
+    # Figure + Agg canvas directly: no global backend switch, no display.
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(8.5, 4.5))
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    clean = results['clean']['mIoU']
+    for name, per_severity in results['corruptions'].items():
+        severities = sorted(per_severity, key=int)
+        xs = [0] + [int(s) for s in severities]
+        ys = [clean] + [per_severity[s]['mIoU'] for s in severities]
+        ax.plot(xs, ys, marker='o', label=name)
+    for name, metrics in results['attacks'].items():
+        ax.axhline(metrics['mIoU'], linestyle='--', color='grey', lw=1)
+        ax.annotate(f'{name} eps={metrics["eps"]:g}', (0, metrics['mIoU']),
+                    fontsize=8, color='grey', va='bottom')
+    ax.set_xlabel('severity (0 = clean)')
+    ax.set_ylabel('mIoU (%)')
+    title = 'mIoU under corruptions'
+    if results.get(MEAN_CORRUPTION_KEY) is not None:
+        title += f' (mCorr-mIoU {results[MEAN_CORRUPTION_KEY]:.2f})'
+    ax.set_title(title)
+    ax.set_xticks(range(0, 6))
+    ax.grid(alpha=0.3)
+    if results['corruptions']:
+        # Outside the axes: curves of nine corruptions leave no free corner.
+        ax.legend(fontsize=8, loc='upper left', bbox_to_anchor=(1.02, 1))
+    fig.tight_layout()
+    fig.savefig(out_file, dpi=120)
+
+
+__all__ = [
+    'evaluate_robustness', 'evaluate_segmentor', 'build_segmentor',
+    'build_test_dataloader', 'insert_corruption', 'format_robustness_table',
+    'plot_corruption_curves', 'MEAN_CORRUPTION_KEY'
+]
