@@ -46,6 +46,13 @@ def image_index_map(dataset) -> Dict[str, int]:
         return {}
 
 
+def dataset_num_classes(dataset, model) -> int:
+    """Classes scored by ``shift_mIoU``: the dataset's, as IoUMetric uses,
+    else the model's ``num_classes``."""
+    classes = getattr(dataset, 'metainfo', {}).get('classes')
+    return len(classes) if classes else int(model.num_classes)
+
+
 def image_index_of(metainfo: dict, index_map: Dict[str, int]) -> int:
     """The image's dataset index (or a stable stand-in) from its metainfo."""
     if 'sample_idx' in metainfo:
@@ -95,6 +102,9 @@ class ShiftConsistencyEvaluator:
             to 255.
         num_classes (int, optional): Classes for ``shift_mIoU``; None takes
             the model's ``num_classes``. Defaults to None.
+        score_labels (bool): Also score against the ground truth
+            (``shift_fidelity``, ``shift_mIoU``); False measures consistency
+            only (e.g. for the consistency map). Defaults to True.
     """
 
     def __init__(self,
@@ -105,7 +115,8 @@ class ShiftConsistencyEvaluator:
                  modes: Sequence[str] = SHIFT_MODES,
                  shift_batch_size: Optional[int] = None,
                  ignore_index: int = 255,
-                 num_classes: Optional[int] = None):
+                 num_classes: Optional[int] = None,
+                 score_labels: bool = True):
         if shifts is not None:
             if len(shifts) == 0:
                 raise ValueError('shifts is empty; give at least one '
@@ -133,6 +144,7 @@ class ShiftConsistencyEvaluator:
         self.shift_batch_size = shift_batch_size
         self.ignore_index = ignore_index
         self.num_classes = num_classes
+        self.score_labels = score_labels
         #: Seconds spent in the shifted forwards (and the reference forward
         #: when it had to be run here); read by the benchmark.
         self.forward_time = 0.0
@@ -247,7 +259,7 @@ class ShiftConsistencyEvaluator:
                     shift_consistency(pred, p, s, mode)
                     for p, s in zip(preds, shifts[i])
                 ])
-                if mode != 'standard':
+                if mode != 'standard' or not self.score_labels:
                     continue
                 if gt is None:
                     raise KeyError(

@@ -8,6 +8,7 @@ from mmengine.model import is_model_wrapper
 from mmseg.registry import HOOKS
 
 from tips_mmseg.evaluation.shift_evaluator import (ShiftConsistencyEvaluator,
+                                                   dataset_num_classes,
                                                    image_index_map,
                                                    image_index_of)
 from tips_mmseg.evaluation.shift_metrics import compute_shift_metrics
@@ -138,7 +139,8 @@ class ShiftConsistencyHook(Hook):
                 f'{type(model).__name__} has none.')
         self._model = model
         self.evaluator.ignore_index = self._find_ignore_index(evaluator)
-        self.evaluator.num_classes = self._find_num_classes(loop, model)
+        self.evaluator.num_classes = dataset_num_classes(
+            loop.dataloader.dataset, model)
         self._index_map = image_index_map(loop.dataloader.dataset)
         self._wrap_inference(model)
         self.hook_time += time.perf_counter() - start
@@ -174,12 +176,6 @@ class ShiftConsistencyHook(Hook):
             if hasattr(metric, 'ignore_index'):
                 return int(metric.ignore_index)
         return 255
-
-    @staticmethod
-    def _find_num_classes(loop, model) -> int:
-        classes = getattr(loop.dataloader.dataset, 'metainfo',
-                          {}).get('classes')
-        return len(classes) if classes else model.num_classes
 
     def _process(self, runner, data_batch, outputs) -> None:
         if not self._active:
