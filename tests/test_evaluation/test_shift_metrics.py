@@ -6,36 +6,40 @@ import torch
 
 from tips_mmseg.evaluation.shift_metrics import (compute_shift_metrics,
                                                  consistency_by_shift,
-                                                 shift_consistency,
-                                                 shift_fidelity,
-                                                 shifted_iou_areas)
+                                                 score_shifts)
 
 
 def test_consistency_compares_overlap_only():
     pred = torch.tensor([[0, 1, 2], [0, 1, 2]])
     shifted = torch.tensor([[5, 0, 1], [5, 0, 9]])  # shift (0, 1), 1 error
-    # overlap: columns 1..2 of shifted vs 0..1 of pred: 3 of 4 agree
-    assert shift_consistency(pred, shifted, (0, 1), 'standard') == 0.75
     rolled = torch.roll(pred, (0, 1), (0, 1))
-    assert shift_consistency(pred, rolled, (0, 1), 'circular') == 1.0
+    # overlap: columns 1..2 of shifted vs 0..1 of pred: 3 of 4 agree
+    scores = score_shifts(pred, [shifted, rolled], [(0, 1), (0, 1)],
+                          'standard')
+    assert scores['consistency'].tolist() == [0.75, 1.0]
+    assert set(scores) == {'consistency'}  # no gt: nothing else
+    circular = score_shifts(pred, [rolled], [(0, 1)], 'circular')
+    assert circular['consistency'].tolist() == [1.0]
 
 
-def test_fidelity_counts_consistent_and_correct_and_skips_ignore():
+def test_fidelity_and_iou_skip_ignored_pixels():
     pred = torch.tensor([[0, 1, 2, 2]])
     shifted = torch.tensor([[0, 0, 1, 2]])  # shift (0, 1), consistent
     gt = torch.tensor([[0, 1, 1, 255]])
-    # overlap sources: columns 0..2; gt valid at all three; correct at 0, 1
-    assert shift_fidelity(pred, shifted, gt, (0, 1), 255) == 2 / 3
-    assert math.isnan(
-        shift_fidelity(pred, shifted, torch.full_like(gt, 255), (0, 1), 255))
-
-
-def test_iou_areas_score_the_shifted_prediction_in_the_original_frame():
-    gt = torch.tensor([[0, 1, 255]])
-    shifted = torch.tensor([[1, 0, 1]])  # shift (0, 1): back = [0, 1, x]
-    inter, union, pred_area, label_area = shifted_iou_areas(
-        shifted, gt, (0, 1), num_classes=2, ignore_index=255)
-    assert inter.tolist() == [1, 1] and union.tolist() == [1, 1]
+    scores = score_shifts(pred, [shifted, shifted], [(0, 1), (0, 3)],
+                          'standard', gt, 255, num_classes=3)
+    # (0, 1): sources columns 0..2, all valid, correct at 0 and 1
+    assert scores['fidelity'][0] == pytest.approx(2 / 3)
+    # (0, 3): source column 0 only; y_d(0, 3) = 2 != y(0, 0) = 0
+    assert scores['fidelity'][1] == 0.0
+    inter, union, area_pred, area_label = (a.tolist()
+                                           for a in scores['areas'])
+    # brought back: (0, 1) gives [0, 1, 2] on gt [0, 1, 1]; (0, 3): [2] on [0]
+    assert area_label == [2, 2, 0] and area_pred == [1, 1, 2]
+    assert inter == [1, 1, 0] and union == [2, 2, 2]
+    all_ignored = score_shifts(pred, [shifted], [(0, 1)], 'standard',
+                               torch.full_like(gt, 255), 255, 3)
+    assert math.isnan(all_ignored['fidelity'][0])
 
 
 def _record(index, standard, shifts=((0, 1), (1, 0))):

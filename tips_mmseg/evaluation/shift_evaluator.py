@@ -24,8 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .shift_metrics import (shift_consistency, shift_fidelity,
-                            shifted_iou_areas)
+from .shift_metrics import score_shifts
 from .shift_ops import (SHIFT_MODES, check_mode, check_shift, sample_shifts,
                         shift_batch)
 
@@ -255,29 +254,19 @@ class ShiftConsistencyEvaluator:
             for mode in self.modes:
                 preds = shifted[mode][i * k:(i + 1) * k, top:bottom,
                                       left:right]
-                record[mode] = np.array([
-                    shift_consistency(pred, p, s, mode)
-                    for p, s in zip(preds, shifts[i])
-                ])
-                if mode != 'standard' or not self.score_labels:
-                    continue
-                if gt is None:
+                with_labels = mode == 'standard' and self.score_labels
+                if with_labels and gt is None:
                     raise KeyError(
                         'shift_fidelity and shift_mIoU need gt_sem_seg in '
                         'the data samples; load annotations in the test '
                         "pipeline or use modes=('circular',).")
-                gt = gt.to(pred.device)
-                record['fidelity'] = np.array([
-                    shift_fidelity(pred, p, gt, s, self.ignore_index)
-                    for p, s in zip(preds, shifts[i])
-                ])
-                areas = [
-                    shifted_iou_areas(p, gt, s, num_classes,
-                                      self.ignore_index)
-                    for p, s in zip(preds, shifts[i])
-                ]
-                record['areas'] = [
-                    sum(a[j] for a in areas).cpu() for j in range(4)
-                ]
+                scores = score_shifts(
+                    pred, preds, shifts[i], mode,
+                    gt.to(pred.device) if with_labels else None,
+                    self.ignore_index, num_classes)
+                record[mode] = scores['consistency']
+                if with_labels:
+                    record['fidelity'] = scores['fidelity']
+                    record['areas'] = scores['areas']
             records.append(record)
         return records

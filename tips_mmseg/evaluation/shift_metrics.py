@@ -8,10 +8,12 @@ image, ``y_d`` the one for the image shifted by ``d`` and ``O_d`` the overlap:
 * fidelity ``f(d)``: over ``O_d`` where ``gt(p - d)`` is not ignored, mean of
   ``[y_d(p) == y(p - d) == gt(p - d)]``;
 * ``shift_mIoU``: ``y_d`` brought back into the original frame (outside the
-  overlap: ignored) and scored against ``gt`` with mmseg's own IoU code.
+  overlap: ignored) and scored against ``gt`` as mmseg's IoUMetric scores
+  (per-class areas summed over images and shifts, then its
+  ``total_area_to_metrics``).
 """
 from collections import defaultdict
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 import torch
@@ -25,69 +27,79 @@ SHIFT_METRIC_KEYS = ('mASSC', 'mASSC_circular', 'mASSC_worst',
                      'shift_fidelity', 'shift_mIoU')
 
 
-def shift_consistency(pred: Tensor, shifted_pred: Tensor, shift: Shift,
-                      mode: str) -> float:
-    """``c(d)`` for one image: agreement of ``y_d(p)`` and ``y(p - d)``.
+def score_shifts(pred: Tensor,
+                 shifted_preds: Sequence[Tensor],
+                 shifts: Sequence[Shift],
+                 mode: str,
+                 gt: Optional[Tensor] = None,
+                 ignore_index: int = 255,
+                 num_classes: Optional[int] = None) -> dict:
+    """Scores of one image under each of its shifts.
+
+    Counts stay on the device and come back in one transfer, so scoring
+    costs little beside the forward passes.
 
     Args:
-        pred (Tensor): ``(H, W)`` labels for the image.
-        shifted_pred (Tensor): ``(H, W)`` labels for the shifted image.
-        shift (tuple[int, int]): ``d = (dh, dw)``.
+        pred (Tensor): ``(H, W)`` labels for the image, ``y``.
+        shifted_preds (Sequence[Tensor]): ``(H, W)`` labels ``y_d`` for the
+            image shifted by each of ``shifts``.
+        shifts (Sequence[tuple[int, int]]): The shifts ``d = (dh, dw)``.
         mode (str): ``'standard'`` (compare on the overlap) or
             ``'circular'`` (compare everywhere).
+        gt (Tensor, optional): ``(H, W)`` ground truth aligned with ``pred``;
+            if given (standard mode), fidelity and IoU areas are computed.
+            Defaults to None.
+        ignore_index (int): Label not scored. Defaults to 255.
+        num_classes (int, optional): Classes of the IoU areas; needed with
+            ``gt``. Defaults to None.
 
     Returns:
-        float: Fraction of agreeing pixels in ``[0, 1]``.
+        dict: ``consistency``: ``c(d)`` per shift (float64 array); with
+        ``gt`` also ``fidelity``: ``f(d)`` per shift (NaN where no pixel is
+        scored) and ``areas``: ``(intersect, union, pred_label, label)``
+        per class summed over the shifts, as mmseg's IoUMetric sums them.
     """
-    if mode == 'circular':
-        moved = torch.roll(pred, shifts=tuple(shift), dims=(-2, -1))
-        return (shifted_pred == moved).double().mean().item()
-    dst, src = overlap_slices(shift, pred.shape[-2:])
-    return (shifted_pred[dst] == pred[src]).double().mean().item()
-
-
-def shift_fidelity(pred: Tensor, shifted_pred: Tensor, gt: Tensor,
-                   shift: Shift, ignore_index: int) -> float:
-    """``f(d)`` for one image (standard shift): consistent AND correct.
-
-    Args:
-        pred (Tensor): ``(H, W)`` labels for the image.
-        shifted_pred (Tensor): ``(H, W)`` labels for the shifted image.
-        gt (Tensor): ``(H, W)`` ground truth aligned with ``pred``.
-        shift (tuple[int, int]): ``(dh, dw)``.
-        ignore_index (int): Label that is not scored.
-
-    Returns:
-        float: Fraction in ``[0, 1]``, or NaN when the overlap holds no
-        scored pixel (such pairs are left out of the mean).
-    """
-    dst, src = overlap_slices(shift, pred.shape[-2:])
-    label = gt[src]
-    valid = label != ignore_index
-    num_valid = int(valid.sum())
-    if num_valid == 0:
-        return float('nan')
-    good = (shifted_pred[dst] == pred[src]) & (pred[src] == label) & valid
-    return int(good.sum()) / num_valid
-
-
-def shifted_iou_areas(shifted_pred: Tensor, gt: Tensor, shift: Shift,
-                      num_classes: int,
-                      ignore_index: int) -> Tuple[Tensor, ...]:
-    """mmseg's IoU areas of a shifted prediction in the original frame.
-
-    Bringing ``y_d`` back (``y_d(q + d)`` at ``q``) and ignoring pixels
-    outside the overlap is the same as scoring ``y_d`` on ``O_d`` against
-    ``gt`` on the source slice, which is what is computed.
-
-    Returns:
-        tuple[Tensor]: ``(intersect, union, pred_label, label)`` areas per
-        class, as :meth:`IoUMetric.intersect_and_union` returns them.
-    """
-    dst, src = overlap_slices(shift, gt.shape[-2:])
-    return IoUMetric.intersect_and_union(shifted_pred[dst],
-                                         gt[src].to(shifted_pred),
-                                         num_classes, ignore_index)
+    agree, total, good, scored, pairs = [], [], [], [], []
+    for shifted, shift in zip(shifted_preds, shifts):
+        if mode == 'circular':
+            ref = torch.roll(pred, shifts=tuple(shift), dims=(-2, -1))
+            new = shifted
+        else:
+            dst, src = overlap_slices(shift, pred.shape[-2:])
+            ref, new = pred[src], shifted[dst]
+        same = new == ref
+        agree.append(same.sum())
+        total.append(same.numel())
+        if gt is None or mode == 'circular':
+            continue
+        label = gt[src]
+        valid = label != ignore_index
+        good.append((same & (ref == label) & valid).sum())
+        scored.append(valid.sum())
+        # y_d brought back to the original frame, scored where gt is valid
+        # (labels beyond num_classes are dropped, as IoUMetric's histc does)
+        in_range = valid & (label < num_classes)
+        pairs.append(label[in_range] * num_classes + new[in_range])
+    result = dict(consistency=torch.stack(agree).double().cpu().numpy() /
+                  np.array(total))
+    if pairs:
+        counts = torch.stack(good + scored).cpu().numpy().astype(np.float64)
+        good_n, scored_n = counts[:len(good)], counts[len(good):]
+        with np.errstate(invalid='ignore', divide='ignore'):
+            result['fidelity'] = np.where(scored_n > 0, good_n / scored_n,
+                                          np.nan)
+        confusion = torch.bincount(
+            torch.cat(pairs).long(),
+            minlength=num_classes * num_classes).view(num_classes,
+                                                      num_classes)
+        confusion = confusion.double().cpu()
+        intersect = confusion.diag()
+        area_pred, area_label = confusion.sum(0), confusion.sum(1)
+        result['areas'] = [
+            intersect, area_pred + area_label - intersect, area_pred,
+            area_label
+        ]
+    return result
 
 
 def _mean(values: List[np.ndarray]) -> float:

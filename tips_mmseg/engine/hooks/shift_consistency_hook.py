@@ -92,6 +92,7 @@ class ShiftConsistencyHook(Hook):
         self._index_map = {}
         self._model = None
         self._captured = None
+        self._in_hook = False
         #: Seconds the hook itself took in the last run (for the benchmark).
         self.hook_time = 0.0
 
@@ -155,7 +156,8 @@ class ShiftConsistencyHook(Hook):
 
         def inference(inputs, batch_img_metas):
             logits = original(inputs, batch_img_metas)
-            self._captured = (inputs, logits)
+            if not self._in_hook:  # not the hook's own shifted forwards
+                self._captured = (inputs, logits)
             return logits
 
         inference.original = original
@@ -192,9 +194,13 @@ class ShiftConsistencyHook(Hook):
             inputs = model.data_preprocessor(data_batch, False)['inputs']
             ref_labels = None
         indices = [image_index_of(o.metainfo, self._index_map) for o in outputs]
-        self._results.extend(
-            self.evaluator.process(model, inputs, outputs, indices,
-                                   ref_labels))
+        self._in_hook = True
+        try:
+            self._results.extend(
+                self.evaluator.process(model, inputs, outputs, indices,
+                                       ref_labels))
+        finally:
+            self._in_hook = False
         self.hook_time += time.perf_counter() - start
 
     def _finish(self, runner, metrics) -> None:
