@@ -20,7 +20,7 @@ import torch
 from mmseg.evaluation.metrics import IoUMetric
 from torch import Tensor
 
-from .shift_ops import Shift, overlap_slices
+from .shift_ops import Shift, shift_blocks
 
 #: The keys added beside aAcc / mIoU / mAcc, all in percent.
 SHIFT_METRIC_KEYS = ('mASSC', 'mASSC_circular', 'mASSC_worst',
@@ -61,17 +61,15 @@ def score_shifts(pred: Tensor,
     """
     agree, total, good, scored, pairs = [], [], [], [], []
     for shifted, shift in zip(shifted_preds, shifts):
-        if mode == 'circular':
-            ref = torch.roll(pred, shifts=tuple(shift), dims=(-2, -1))
-            new = shifted
-        else:
-            dst, src = overlap_slices(shift, pred.shape[-2:])
-            ref, new = pred[src], shifted[dst]
-        same = new == ref
-        agree.append(same.sum())
-        total.append(same.numel())
+        blocks = shift_blocks(shift, pred.shape[-2:], mode)
+        agree.append(
+            sum((shifted[dst] == pred[src]).sum() for dst, src in blocks))
+        total.append(sum(shifted[dst].numel() for dst, _ in blocks))
         if gt is None or mode == 'circular':
             continue
+        (dst, src), = blocks
+        ref, new = pred[src], shifted[dst]
+        same = new == ref
         label = gt[src]
         valid = label != ignore_index
         good.append((same & (ref == label) & valid).sum())

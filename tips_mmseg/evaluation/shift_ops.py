@@ -74,6 +74,33 @@ def overlap_slices(shift: Shift,
     return dst, src
 
 
+def shift_blocks(shift: Shift, size: Sequence[int],
+                 mode: str = 'standard') -> List[Tuple[tuple, tuple]]:
+    """Rectangles where the shifted image equals the original, moved.
+
+    Standard shifts have one block, the overlap of :func:`overlap_slices`;
+    a circular shift (a roll) is the union of up to four blocks. Copying or
+    comparing block by block avoids building a rolled intermediate.
+
+    Returns:
+        list[tuple]: ``(dst, src)`` pairs of ``(row_slice, col_slice)``.
+    """
+    check_mode(mode)
+    if mode == 'standard':
+        return [overlap_slices(shift, size)]
+    h, w = size
+
+    def axis_parts(d, n):
+        d %= n  # roll by d: dst [d, n) <- src [0, n - d), dst [0, d) <- rest
+        parts = [(slice(d, n), slice(0, n - d))]
+        if d:
+            parts.append((slice(0, d), slice(n - d, n)))
+        return parts
+
+    return [((rd, cd), (rs, cs)) for rd, rs in axis_parts(shift[0], h)
+            for cd, cs in axis_parts(shift[1], w)]
+
+
 def shift_image(image: Tensor,
                 shift: Shift,
                 mode: str = 'standard',
@@ -91,15 +118,16 @@ def shift_image(image: Tensor,
     Returns:
         Tensor: The shifted image, same shape and dtype.
     """
-    check_mode(mode)
     size = image.shape[-2:]
     shift = check_shift(shift, size)
-    if mode == 'circular':
-        return torch.roll(image, shifts=shift, dims=(-2, -1))
     out = torch.full_like(image, fill)
-    dst, src = overlap_slices(shift, size)
-    out[..., dst[0], dst[1]] = image[..., src[0], src[1]]
+    _copy_blocks(out, image, shift, mode)
     return out
+
+
+def _copy_blocks(out: Tensor, image: Tensor, shift: Shift, mode: str) -> None:
+    for dst, src in shift_blocks(shift, image.shape[-2:], mode):
+        out[..., dst[0], dst[1]] = image[..., src[0], src[1]]
 
 
 def shift_batch(inputs: Tensor,
@@ -134,12 +162,20 @@ def shift_batch(inputs: Tensor,
         raise ValueError('Every image needs the same number of shifts, got '
                          f'{sorted(num_shifts)}.')
     k = num_shifts.pop()
-    out = inputs.repeat_interleave(k, dim=0)
+    # Padding keeps the batch's pad value (0 after normalization); only the
+    # valid box is rewritten, straight from the source: no intermediates.
+    out = inputs.new_full((len(inputs) * k, ) + inputs.shape[1:], fill)
     for i, (shifts, box) in enumerate(zip(shifts_per_image, valid_boxes)):
         top, bottom, left, right = box
+        if (bottom - top, right - left) != tuple(inputs.shape[-2:]):
+            out[i * k:(i + 1) * k] = inputs[i]
+        image = inputs[i, :, top:bottom, left:right]
         for j, shift in enumerate(shifts):
             region = out[i * k + j, :, top:bottom, left:right]
-            region.copy_(shift_image(region, shift, mode, fill))
+            if mode == 'standard':
+                region.fill_(fill)
+            _copy_blocks(region, image, check_shift(shift, image.shape[-2:]),
+                         mode)
     return out
 
 
