@@ -1,8 +1,10 @@
 from .attacks import ATTACKS, build_attack, fgsm_attack, pgd_attack
 from .robustness import (evaluate_robustness, format_robustness_table,
                          plot_corruption_curves)
+from .shift_consistency import evaluate_shift_consistency
 
 __all__ = [
     'ATTACKS', 'build_attack', 'fgsm_attack', 'pgd_attack',
-    'evaluate_robustness', 'format_robustness_table', 'plot_corruption_curves'
+    'evaluate_robustness', 'format_robustness_table',
+    'plot_corruption_curves', 'evaluate_shift_consistency'
 ]

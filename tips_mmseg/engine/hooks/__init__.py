@@ -1,0 +1,3 @@
+from .shift_consistency_hook import ShiftConsistencyHook
+
+__all__ = ['ShiftConsistencyHook']

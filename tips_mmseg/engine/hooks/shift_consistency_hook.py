@@ -1,0 +1,226 @@
+"""A hook adding shift-consistency metrics to mmseg's val and test loops."""
+import time
+from typing import Optional, Sequence
+
+from mmengine.dist import all_gather_object, get_world_size
+from mmengine.hooks import Hook
+from mmengine.model import is_model_wrapper
+from mmseg.registry import HOOKS
+
+from tips_mmseg.evaluation.shift_evaluator import (ShiftConsistencyEvaluator,
+                                                   dataset_num_classes,
+                                                   image_index_map,
+                                                   image_index_of)
+from tips_mmseg.evaluation.shift_metrics import compute_shift_metrics
+from tips_mmseg.evaluation.shift_ops import SHIFT_MODES
+
+
+@HOOKS.register_module()
+class ShiftConsistencyHook(Hook):
+    """Adds ``mASSC``, ``mASSC_circular``, ``mASSC_worst``,
+    ``shift_fidelity`` and ``shift_mIoU`` (percent) beside mIoU.
+
+    One line in the config is enough::
+
+        custom_hooks = [dict(type='ShiftConsistencyHook')]
+
+    In every val and test run, each image is also run shifted (after the data
+    preprocessor, on the normalized input, through the model's own
+    ``inference``: whole or sliding window) and scored as
+    ``shared/spec/EVALUATION.md`` defines. The unshifted prediction is taken
+    from the loop's own forward, so the only extra work is the shifted
+    forwards. Results are gathered from all processes and deduplicated by
+    image index, so 1 and N processes, any batch size and any order give the
+    same numbers. The metrics go into the dict that ``runner.val()`` /
+    ``runner.test()`` return (``save_best='mASSC'`` works), the log line and
+    every visualization backend.
+
+    Args:
+        shifts (Sequence[tuple[int, int]], optional): Explicit ``(dh, dw)``
+            shifts used for every image. If None, ``num_shifts`` shifts are
+            drawn per image. Defaults to None.
+        num_shifts (int): Shifts drawn per image. Defaults to 5.
+        max_shift (int): Largest ``|dh|``, ``|dw|`` drawn. Must be smaller
+            than the network input. Defaults to 32.
+        seed (int): Seed of the per-image draws. Defaults to 0.
+        interval (int): Compute the metrics every ``interval`` validation
+            runs (1: every run). Test runs always compute them.
+            Defaults to 1.
+        modes (Sequence[str]): ``'standard'`` and/or ``'circular'``.
+            Defaults to both.
+        shift_batch_size (int, optional): Most shifted images per forward
+            (lower it if memory is short); None: all shifted copies of a data
+            batch in one forward. Defaults to None.
+        ignore_index (int, optional): Ground-truth label not scored; None
+            takes it from the evaluator's metric (as IoUMetric uses it),
+            else 255. Defaults to None.
+        val (bool): Run in val loops. Defaults to True.
+        test (bool): Run in test loops. Defaults to True.
+    """
+
+    # Before RuntimeInfoHook (VERY_HIGH) copies the metrics to the message
+    # hub, and thus before the logger and CheckpointHook's save_best read
+    # them.
+    priority = 'HIGHEST'
+
+    def __init__(self,
+                 shifts: Optional[Sequence[Sequence[int]]] = None,
+                 num_shifts: int = 5,
+                 max_shift: int = 32,
+                 seed: int = 0,
+                 interval: int = 1,
+                 modes: Sequence[str] = SHIFT_MODES,
+                 shift_batch_size: Optional[int] = None,
+                 ignore_index: Optional[int] = None,
+                 val: bool = True,
+                 test: bool = True):
+        if interval < 1:
+            raise ValueError(f'interval must be >= 1, got {interval}.')
+        self.evaluator = ShiftConsistencyEvaluator(
+            shifts=shifts,
+            num_shifts=num_shifts,
+            max_shift=max_shift,
+            seed=seed,
+            modes=modes,
+            shift_batch_size=shift_batch_size)
+        self.ignore_index = ignore_index
+        self.interval = interval
+        self.enabled = dict(val=val, test=test)
+        self._val_runs = 0
+        self._active = False
+        self._results = []
+        self._index_map = {}
+        self._model = None
+        self._captured = None
+        self._in_hook = False
+        #: Seconds the hook itself took in the last run (for the benchmark).
+        self.hook_time = 0.0
+
+    # --- loop entry / exit -------------------------------------------------
+    def before_val_epoch(self, runner) -> None:
+        self._val_runs += 1
+        active = (self.enabled['val']
+                  and self._val_runs % self.interval == 0)
+        self._start(runner, active, runner.val_loop, runner.val_evaluator)
+
+    def before_test_epoch(self, runner) -> None:
+        self._start(runner, self.enabled['test'], runner.test_loop,
+                    runner.test_evaluator)
+
+    def after_val_iter(self, runner, batch_idx, data_batch=None,
+                       outputs=None) -> None:
+        self._process(runner, data_batch, outputs)
+
+    def after_test_iter(self, runner, batch_idx, data_batch=None,
+                        outputs=None) -> None:
+        self._process(runner, data_batch, outputs)
+
+    def after_val_epoch(self, runner, metrics=None) -> None:
+        self._finish(runner, metrics)
+
+    def after_test_epoch(self, runner, metrics=None) -> None:
+        self._finish(runner, metrics)
+
+    # --- implementation ----------------------------------------------------
+    def _start(self, runner, active: bool, loop, evaluator) -> None:
+        self._restore()
+        self._results = []
+        self.hook_time = 0.0
+        self.evaluator.forward_time = 0.0
+        self._active = active
+        if not active:
+            return
+        start = time.perf_counter()
+        model = runner.model.module if is_model_wrapper(
+            runner.model) else runner.model
+        if not callable(getattr(model, 'inference', None)):
+            raise TypeError(
+                'ShiftConsistencyHook needs an mmseg segmentor with an '
+                f'`inference(inputs, batch_img_metas)` method; '
+                f'{type(model).__name__} has none.')
+        self._model = model
+        self.evaluator.ignore_index = self._find_ignore_index(evaluator)
+        self.evaluator.num_classes = dataset_num_classes(
+            loop.dataloader.dataset, model)
+        self._index_map = image_index_map(loop.dataloader.dataset)
+        self._wrap_inference(model)
+        self.hook_time += time.perf_counter() - start
+
+    def _wrap_inference(self, model) -> None:
+        """Record the loop's own unshifted forward, so it is not repeated.
+
+        The wrapper lives on the instance only while a loop runs and is
+        removed at its end (or at the next start if a loop was interrupted).
+        """
+        original = model.inference
+
+        def inference(inputs, batch_img_metas):
+            logits = original(inputs, batch_img_metas)
+            if not self._in_hook:  # not the hook's own shifted forwards
+                self._captured = (inputs, logits)
+            return logits
+
+        inference.original = original
+        model.inference = inference
+
+    def _restore(self) -> None:
+        if self._model is not None:
+            wrapper = self._model.__dict__.get('inference')
+            if wrapper is not None and hasattr(wrapper, 'original'):
+                del self._model.inference
+        self._model = None
+        self._captured = None
+
+    def _find_ignore_index(self, evaluator) -> int:
+        if self.ignore_index is not None:
+            return self.ignore_index
+        for metric in getattr(evaluator, 'metrics', []):
+            if hasattr(metric, 'ignore_index'):
+                return int(metric.ignore_index)
+        return 255
+
+    def _process(self, runner, data_batch, outputs) -> None:
+        if not self._active:
+            return
+        start = time.perf_counter()
+        model = self._model
+        captured, self._captured = self._captured, None
+        if captured is not None and len(captured[0]) == len(outputs):
+            inputs, logits = captured
+            ref_labels = self.evaluator.logits_to_labels(model, logits, inputs)
+        else:
+            # The model did not go through `inference` once for this batch
+            # (e.g. test-time augmentation): preprocess and infer here.
+            inputs = model.data_preprocessor(data_batch, False)['inputs']
+            ref_labels = None
+        indices = [image_index_of(o.metainfo, self._index_map) for o in outputs]
+        self._in_hook = True
+        try:
+            self._results.extend(
+                self.evaluator.process(model, inputs, outputs, indices,
+                                       ref_labels))
+        finally:
+            self._in_hook = False
+        self.hook_time += time.perf_counter() - start
+
+    def _finish(self, runner, metrics) -> None:
+        active, self._active = self._active, False
+        self._restore()
+        if not active:
+            return
+        start = time.perf_counter()
+        results = self._results
+        if get_world_size() > 1:
+            results = [r for part in all_gather_object(results) for r in part]
+        # Dedupe (samplers pad the last ranks with repeats) and sort, so the
+        # float sums run in one order whatever the process count.
+        unique = {r['index']: r for r in results}
+        records = [unique[i] for i in sorted(unique)]
+        self._results = []
+        shift_metrics = compute_shift_metrics(records)
+        if metrics is not None:
+            metrics.update(shift_metrics)
+        runner.logger.info(
+            'shift consistency over %d images: %s', len(records),
+            ', '.join(f'{k}: {v:.2f}' for k, v in shift_metrics.items()))
+        self.hook_time += time.perf_counter() - start

@@ -1,0 +1,236 @@
+"""Geometry of image shifts: shifting inputs, overlaps, seeded sampling.
+
+Conventions (see ``shared/spec/EVALUATION.md``): a shift ``(dh, dw)`` moves
+content down by ``dh`` rows and right by ``dw`` columns, i.e.
+``x_d[i, j] = x[i - dh, j - dw]``. ``'standard'`` fills what enters the frame
+with ``fill`` (0 for normalized inputs = the mean colour); ``'circular'``
+rolls the image.
+"""
+from typing import List, Sequence, Tuple
+
+import numpy as np
+import torch
+from torch import Tensor
+
+SHIFT_MODES = ('standard', 'circular')
+
+Shift = Tuple[int, int]
+
+
+def check_mode(mode: str) -> str:
+    """Return ``mode`` if it is a known shift mode, else raise ValueError."""
+    if mode not in SHIFT_MODES:
+        raise ValueError(f'Unknown shift mode {mode!r}; use one of '
+                         f'{SHIFT_MODES}.')
+    return mode
+
+
+def check_shift(shift: Sequence[int], size: Sequence[int]) -> Shift:
+    """Validate one shift against an image size.
+
+    Args:
+        shift (Sequence[int]): ``(dh, dw)`` in pixels.
+        size (Sequence[int]): Image size ``(H, W)``.
+
+    Returns:
+        tuple[int, int]: The shift as a tuple of Python ints.
+
+    Raises:
+        ValueError: If the shift is not a pair of ints or if ``|dh| >= H`` or
+            ``|dw| >= W`` (nothing of the image would overlap).
+    """
+    if len(shift) != 2 or any(int(s) != s for s in shift):
+        raise ValueError(f'A shift must be a pair of ints (dh, dw), '
+                         f'got {shift!r}.')
+    dh, dw = int(shift[0]), int(shift[1])
+    h, w = int(size[0]), int(size[1])
+    if abs(dh) >= h or abs(dw) >= w:
+        raise ValueError(
+            f'shift ({dh}, {dw}) is larger than the image {h}x{w}; use '
+            f'max_shift < {min(h, w)} (or smaller explicit shifts).')
+    return dh, dw
+
+
+def overlap_slices(shift: Shift,
+                   size: Sequence[int]) -> Tuple[tuple, tuple]:
+    """Slices of the overlap ``O_d`` in the shifted and the original frame.
+
+    For every pixel ``p`` of the shifted image whose source ``p - d`` lies in
+    the image, ``shifted[dst] `` and ``original[src]`` line up pixel by pixel.
+
+    Args:
+        shift (tuple[int, int]): ``(dh, dw)``; must satisfy
+            :func:`check_shift`.
+        size (Sequence[int]): Image size ``(H, W)``.
+
+    Returns:
+        tuple: ``(dst, src)``, each a ``(row_slice, col_slice)`` pair.
+    """
+    dh, dw = shift
+    h, w = size
+    dst = (slice(max(dh, 0), h + min(dh, 0)), slice(max(dw, 0), w + min(dw, 0)))
+    src = (slice(max(-dh, 0), h - max(dh, 0)), slice(max(-dw, 0),
+                                                     w - max(dw, 0)))
+    return dst, src
+
+
+def shift_blocks(shift: Shift, size: Sequence[int],
+                 mode: str = 'standard') -> List[Tuple[tuple, tuple]]:
+    """Rectangles where the shifted image equals the original, moved.
+
+    Standard shifts have one block, the overlap of :func:`overlap_slices`;
+    a circular shift (a roll) is the union of up to four blocks. Copying or
+    comparing block by block avoids building a rolled intermediate.
+
+    Returns:
+        list[tuple]: ``(dst, src)`` pairs of ``(row_slice, col_slice)``.
+    """
+    check_mode(mode)
+    if mode == 'standard':
+        return [overlap_slices(shift, size)]
+    h, w = size
+
+    def axis_parts(d, n):
+        d %= n  # roll by d: dst [d, n) <- src [0, n - d), dst [0, d) <- rest
+        parts = [(slice(d, n), slice(0, n - d))]
+        if d:
+            parts.append((slice(0, d), slice(n - d, n)))
+        return parts
+
+    return [((rd, cd), (rs, cs)) for rd, rs in axis_parts(shift[0], h)
+            for cd, cs in axis_parts(shift[1], w)]
+
+
+def shift_image(image: Tensor,
+                shift: Shift,
+                mode: str = 'standard',
+                fill: float = 0) -> Tensor:
+    """Shift one image (or label map) over its last two dimensions.
+
+    Args:
+        image (Tensor): ``(..., H, W)``.
+        shift (tuple[int, int]): ``(dh, dw)``.
+        mode (str): ``'standard'`` or ``'circular'``. Defaults to
+            ``'standard'``.
+        fill (float): Value entering the frame in standard mode (0 for
+            normalized images, the ignore index for labels). Defaults to 0.
+
+    Returns:
+        Tensor: The shifted image, same shape and dtype.
+    """
+    size = image.shape[-2:]
+    shift = check_shift(shift, size)
+    out = torch.full_like(image, fill)
+    _copy_blocks(out, image, shift, mode)
+    return out
+
+
+def _copy_blocks(out: Tensor, image: Tensor, shift: Shift, mode: str) -> None:
+    for dst, src in shift_blocks(shift, image.shape[-2:], mode):
+        out[..., dst[0], dst[1]] = image[..., src[0], src[1]]
+
+
+def shift_batch(inputs: Tensor,
+                shifts_per_image: Sequence[Sequence[Shift]],
+                valid_boxes: Sequence[Tuple[int, int, int, int]],
+                mode: str = 'standard',
+                fill: float = 0) -> Tensor:
+    """Shifted copies of every image of a (padded) batch, in one tensor.
+
+    Each image is shifted inside its own valid region (the part that is not
+    the data preprocessor's batch padding), so images of different sizes
+    padded into one batch are each shifted as the image they are; the padding
+    stays as it was.
+
+    Args:
+        inputs (Tensor): ``(N, C, H, W)`` network inputs.
+        shifts_per_image (Sequence[Sequence[tuple]]): ``K`` shifts per image
+            (the same ``K`` for every image).
+        valid_boxes (Sequence[tuple]): Per image ``(top, bottom, left,
+            right)``: rows ``top:bottom`` and columns ``left:right`` hold the
+            image.
+        mode (str): ``'standard'`` or ``'circular'``. Defaults to
+            ``'standard'``.
+        fill (float): Standard-mode fill. Defaults to 0.
+
+    Returns:
+        Tensor: ``(N * K, C, H, W)``; copy ``i * K + k`` is image ``i`` under
+        its ``k``-th shift.
+    """
+    num_shifts = {len(s) for s in shifts_per_image}
+    if len(num_shifts) != 1:
+        raise ValueError('Every image needs the same number of shifts, got '
+                         f'{sorted(num_shifts)}.')
+    k = num_shifts.pop()
+    # Padding keeps the batch's pad value (0 after normalization); only the
+    # valid box is rewritten, straight from the source: no intermediates.
+    out = inputs.new_full((len(inputs) * k, ) + inputs.shape[1:], fill)
+    for i, (shifts, box) in enumerate(zip(shifts_per_image, valid_boxes)):
+        top, bottom, left, right = box
+        if (bottom - top, right - left) != tuple(inputs.shape[-2:]):
+            out[i * k:(i + 1) * k] = inputs[i]
+        image = inputs[i, :, top:bottom, left:right]
+        for j, shift in enumerate(shifts):
+            region = out[i * k + j, :, top:bottom, left:right]
+            if mode == 'standard':
+                region.fill_(fill)
+            _copy_blocks(region, image, check_shift(shift, image.shape[-2:]),
+                         mode)
+    return out
+
+
+def sample_shifts(num_shifts: int, max_shift: int, seed: int,
+                  image_index: int) -> List[Shift]:
+    """Draw shifts for one image, reproducibly from ``(seed, image_index)``.
+
+    Shifts are drawn uniformly from ``{-M..M}^2`` minus ``(0, 0)``, without
+    replacement while there are enough candidates. Because the generator is
+    seeded from the image index only, the draw does not depend on batch size,
+    order or the number of processes.
+
+    Args:
+        num_shifts (int): ``K``, how many shifts.
+        max_shift (int): ``M``, the largest ``|dh|`` and ``|dw|``.
+        seed (int): Global seed.
+        image_index (int): Index of the image in its dataset (non-negative).
+
+    Returns:
+        list[tuple[int, int]]: ``K`` shifts ``(dh, dw)``.
+    """
+    if num_shifts < 1 or max_shift < 1:
+        raise ValueError('num_shifts and max_shift must be >= 1, got '
+                         f'{num_shifts} and {max_shift}.')
+    side = 2 * max_shift + 1
+    num_candidates = side * side - 1
+    rng = np.random.default_rng([int(seed), int(image_index)])
+    picks = rng.choice(
+        num_candidates, size=num_shifts, replace=num_shifts > num_candidates)
+    center = num_candidates // 2  # flat index of (0, 0), skipped below
+    shifts = []
+    for pick in picks.tolist():
+        flat = pick + (pick >= center)
+        shifts.append((flat // side - max_shift, flat % side - max_shift))
+    return shifts
+
+
+def shift_grid(max_shift: int, step: int = 1) -> List[Shift]:
+    """All shifts on a regular grid over ``[-M, M]^2`` (for the map).
+
+    Args:
+        max_shift (int): ``M``.
+        step (int): Grid spacing in pixels; the grid always contains 0.
+            Defaults to 1.
+
+    Returns:
+        list[tuple[int, int]]: Row-major shifts, ``dh`` outer, ``dw`` inner.
+    """
+    if step < 1:
+        raise ValueError(f'step must be >= 1, got {step}.')
+    axis = grid_axis(max_shift, step)
+    return [(dh, dw) for dh in axis for dw in axis]
+
+
+def grid_axis(max_shift: int, step: int = 1) -> List[int]:
+    """Offsets ``-M..M`` every ``step`` pixels, symmetric and containing 0."""
+    half = list(range(0, max_shift + 1, step))
+    return [-v for v in reversed(half[1:])] + half

@@ -1,0 +1,3 @@
+from .shift_heatmap import consistency_grid, draw_consistency_map
+
+__all__ = ['consistency_grid', 'draw_consistency_map']

@@ -1,0 +1,67 @@
+"""Drawing the consistency map: mean consistency per shift (dh, dw)."""
+import os
+import os.path as osp
+from typing import Dict, Optional, Sequence
+
+import numpy as np
+
+from tips_mmseg.evaluation.shift_ops import Shift
+
+
+def consistency_grid(by_shift: Dict[Shift, float],
+                     axis: Sequence[int]) -> np.ndarray:
+    """Arrange ``{(dh, dw): value}`` on a grid: rows ``dh``, columns ``dw``.
+
+    Shifts missing from ``by_shift`` are NaN (drawn blank).
+    """
+    grid = np.full((len(axis), len(axis)), np.nan)
+    for row, dh in enumerate(axis):
+        for col, dw in enumerate(axis):
+            grid[row, col] = by_shift.get((dh, dw), np.nan)
+    return grid
+
+
+def draw_consistency_map(grid: Sequence[Sequence[float]],
+                         axis: Sequence[int],
+                         out_file: str,
+                         title: Optional[str] = None,
+                         vmin: Optional[float] = None,
+                         vmax: float = 100.0) -> str:
+    """Save the consistency map as a PNG heatmap with a colour bar.
+
+    Args:
+        grid (array-like): ``(len(axis), len(axis))`` consistency in percent,
+            rows ``dh``, columns ``dw`` (as :func:`consistency_grid` gives).
+        axis (Sequence[int]): The shift offsets of rows and columns.
+        out_file (str): Path of the PNG; folders are created.
+        title (str, optional): Figure title. Defaults to None.
+        vmin (float, optional): Lower end of the colour scale; None uses the
+            smallest value. Defaults to None.
+        vmax (float): Upper end of the colour scale. Defaults to 100.
+
+    Returns:
+        str: ``out_file``.
+    """
+    import matplotlib
+    matplotlib.use('Agg')  # files only, no display needed
+    import matplotlib.pyplot as plt
+
+    grid = np.asarray(grid, dtype=float)
+    step = (axis[1] - axis[0]) if len(axis) > 1 else 1
+    half = step / 2
+    extent = (axis[0] - half, axis[-1] + half, axis[-1] + half,
+              axis[0] - half)
+    fig, ax = plt.subplots(figsize=(5.5, 4.5))
+    image = ax.imshow(
+        grid, extent=extent, cmap='viridis', vmin=vmin, vmax=vmax,
+        interpolation='nearest')
+    ax.set_xlabel('dw (px)')
+    ax.set_ylabel('dh (px)')
+    ax.set_title(title or 'shift consistency (%)')
+    fig.colorbar(image, ax=ax, label='consistency (%)')
+    fig.tight_layout()
+    if osp.dirname(out_file):
+        os.makedirs(osp.dirname(out_file), exist_ok=True)
+    fig.savefig(out_file, dpi=100)
+    plt.close(fig)
+    return out_file
