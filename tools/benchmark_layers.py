@@ -102,7 +102,7 @@ def main():
     base = results['strided']
     print(f'device={args.device} input={tuple(args.shape)} '
           f'iters={args.iters} (median fwd+bwd)')
-    print(f'| layer | fwd+bwd ms | time ratio | memory MB | memory ratio |')
+    print('| layer | fwd+bwd ms | time ratio | memory MB | memory ratio |')
     print('|---|---|---|---|---|')
     for name, r in results.items():
         r['time_ratio'] = r['time_ms'] / base['time_ms']

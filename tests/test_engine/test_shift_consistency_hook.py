@@ -2,7 +2,6 @@
 import json
 import os
 import socket
-import sys
 
 import numpy as np
 import pytest
@@ -12,8 +11,7 @@ import torch.multiprocessing as mp
 from mmengine.runner import Runner
 from PIL import Image
 
-import shift_toys
-from shift_toys import (build_model, pointwise_model_cfg, runner_cfg,
+from tests.shift_toys import (build_model, pointwise_model_cfg, runner_cfg,
                         strided_model_cfg, write_dataset)
 from tips_mmseg.evaluation import SHIFT_METRIC_KEYS, shift_image
 
@@ -160,7 +158,6 @@ def _free_port():
 
 def _worker(rank, world_size, port, root, out, hook):
     """One of N gloo processes: the Runner sees the initialised group."""
-    sys.path.insert(0, os.path.dirname(shift_toys.__file__))
     torch.set_num_threads(1)
     torch_dist.init_process_group(
         'gloo', init_method=f'tcp://127.0.0.1:{port}', rank=rank,

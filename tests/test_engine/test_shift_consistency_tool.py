@@ -6,7 +6,7 @@ import os.path as osp
 import pytest
 from PIL import Image
 
-from shift_toys import dataset_cfg, head, write_dataset
+from tests.shift_toys import dataset_cfg, head, write_dataset
 
 TOOL = osp.join(osp.dirname(__file__), '..', '..', 'tools',
                 'shift_consistency.py')

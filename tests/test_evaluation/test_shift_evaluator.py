@@ -4,7 +4,7 @@ import torch
 from mmseg.structures import SegDataSample
 from mmengine.structures import PixelData
 
-from shift_toys import build_model, pointwise_model_cfg, strided_model_cfg
+from tests.shift_toys import build_model, pointwise_model_cfg, strided_model_cfg
 from tips_mmseg.evaluation import ShiftConsistencyEvaluator, shift_image
 
 SHIFTS = [(1, 0), (0, 3), (-5, 2), (7, -7)]
