@@ -15,7 +15,7 @@ from tips_mmseg.evaluation.shift_evaluator import (ShiftConsistencyEvaluator,
                                                    image_index_of)
 from tips_mmseg.evaluation.shift_metrics import (compute_shift_metrics,
                                                  consistency_by_shift)
-from tips_mmseg.evaluation.shift_ops import (SHIFT_MODES, grid_axis,
+from tips_mmseg.utils.shift_ops import (SHIFT_MODES, grid_axis,
                                              shift_grid)
 from tips_mmseg.visualization.shift_heatmap import consistency_grid
 

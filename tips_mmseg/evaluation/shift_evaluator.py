@@ -24,8 +24,8 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .shift_metrics import score_shifts
-from .shift_ops import (SHIFT_MODES, check_mode, check_shift, sample_shifts,
-                        shift_batch)
+from ..utils.shift_ops import (SHIFT_MODES, check_mode, check_shift,
+                               sample_shifts, shift_batch)
 
 
 def image_index_map(dataset) -> Dict[str, int]:

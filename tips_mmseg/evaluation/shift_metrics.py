@@ -20,7 +20,7 @@ import torch
 from mmseg.evaluation.metrics import IoUMetric
 from torch import Tensor
 
-from .shift_ops import Shift, shift_blocks
+from ..utils.shift_ops import Shift, shift_blocks
 
 #: The keys added beside aAcc / mIoU / mAcc, all in percent.
 SHIFT_METRIC_KEYS = ('mASSC', 'mASSC_circular', 'mASSC_worst',

@@ -3,14 +3,14 @@ from .atomic_io import (atomic_write, find_latest_checkpoint,
 from .checkpoint import (TRUSTED_ENV, UntrustedCheckpointError,
                          install_safe_checkpoint_loading, is_trusted,
                          load_local_checkpoint, trust_checkpoint)
-from .shift import SHIFT_MODES, shift_map
+from .shift_ops import SHIFT_MODES, check_shift, shift_image
 
 install_safe_checkpoint_loading()
 install_atomic_checkpointing()
 
 __all__ = [
     'atomic_write', 'find_latest_checkpoint', 'install_atomic_checkpointing',
-    'shift_map', 'SHIFT_MODES', 'TRUSTED_ENV', 'UntrustedCheckpointError',
+    'shift_image', 'check_shift', 'SHIFT_MODES', 'TRUSTED_ENV', 'UntrustedCheckpointError',
     'install_safe_checkpoint_loading', 'is_trusted', 'load_local_checkpoint',
     'trust_checkpoint'
 ]

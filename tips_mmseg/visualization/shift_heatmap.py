@@ -5,7 +5,7 @@ from typing import Dict, Optional, Sequence
 
 import numpy as np
 
-from tips_mmseg.evaluation.shift_ops import Shift
+from tips_mmseg.utils.shift_ops import Shift
 
 
 def consistency_grid(by_shift: Dict[Shift, float],

@@ -12,7 +12,7 @@ from tips_mmseg.evaluation.shift_evaluator import (ShiftConsistencyEvaluator,
                                                    image_index_map,
                                                    image_index_of)
 from tips_mmseg.evaluation.shift_metrics import compute_shift_metrics
-from tips_mmseg.evaluation.shift_ops import SHIFT_MODES
+from tips_mmseg.utils.shift_ops import SHIFT_MODES
 
 
 @HOOKS.register_module()

@@ -6,7 +6,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from mmseg.registry import MODELS
-from ...utils.shift import shift_map
+from ...utils.shift_ops import shift_image
 from .base import PolyphaseDownsample
 
 
@@ -92,7 +92,7 @@ class TIPS(PolyphaseDownsample):
         dh, dw = (torch.randint(-max_shift, max_shift + 1, (2, ),
                                 generator=generator).tolist()
                   if max_shift > 0 else (0, 0))
-        target = shift_map(x.detach(), dh, dw, mode=mode)
+        target = shift_image(x.detach(), (dh, dw), mode=mode)
         return F.mse_loss(psi.float(), target.float())
 
     def clear_cache(self):

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from tips_mmseg.evaluation.shift_ops import (check_shift, grid_axis,
+from tips_mmseg.utils.shift_ops import (check_shift, grid_axis,
                                              sample_shifts, shift_batch,
                                              shift_grid, shift_image)
 
