@@ -13,7 +13,8 @@ from PIL import Image
 
 from tests.shift_toys import (build_model, pointwise_model_cfg, runner_cfg,
                         strided_model_cfg, write_dataset)
-from tips_mmseg.evaluation import SHIFT_METRIC_KEYS, shift_image
+from tips_mmseg.evaluation import SHIFT_METRIC_KEYS
+from tips_mmseg.utils import shift_image
 
 SHIFT = (3, -5)
 

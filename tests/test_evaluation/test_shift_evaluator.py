@@ -5,7 +5,8 @@ from mmseg.structures import SegDataSample
 from mmengine.structures import PixelData
 
 from tests.shift_toys import build_model, pointwise_model_cfg, strided_model_cfg
-from tips_mmseg.evaluation import ShiftConsistencyEvaluator, shift_image
+from tips_mmseg.evaluation import ShiftConsistencyEvaluator
+from tips_mmseg.utils import shift_image
 
 SHIFTS = [(1, 0), (0, 3), (-5, 2), (7, -7)]
 
