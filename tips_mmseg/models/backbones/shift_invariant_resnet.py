@@ -27,6 +27,7 @@ from mmseg.registry import MODELS
 
 from ..layers import (APS, LPS, PolyphaseDownsample, PolyphaseFollower,
                       build_downsample)
+from ..circular import use_circular_padding
 from ..regularization import warn_if_unregularized
 
 DownsampleCfg = Optional[Union[dict, str]]
@@ -35,13 +36,6 @@ DownsampleCfg = Optional[Union[dict, str]]
 def _shares_component(down: nn.Module) -> bool:
     """APS/LPS shortcuts must keep the component their main branch chose."""
     return isinstance(down, (APS, LPS))
-
-
-def use_circular_padding(module: nn.Module):
-    """Switch every padded conv in ``module`` to circular padding."""
-    for m in module.modules():
-        if isinstance(m, nn.Conv2d) and any(p > 0 for p in m.padding):
-            m.padding_mode = 'circular'
 
 
 class _DownsampleBlockMixin:

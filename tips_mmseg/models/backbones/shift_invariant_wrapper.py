@@ -8,7 +8,7 @@ from mmseg.registry import MODELS
 
 from ..layers import build_downsample
 from ..regularization import warn_if_unregularized
-from .shift_invariant_resnet import use_circular_padding
+from ..circular import use_circular_padding
 
 
 def _apply_down(module: nn.Module, args, output: torch.Tensor):
