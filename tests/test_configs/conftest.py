@@ -25,7 +25,7 @@ def _sync_bn_to_bn(cfg):
             _sync_bn_to_bn(v)
 
 
-def model_cfg_for_test(cfg: Config, size: int = 64) -> dict:
+def model_cfg_for_test(cfg: Config, size: int = 32) -> dict:
     """The config's model, CPU-sized: BN, no pretrained weights, small pad."""
     model = copy.deepcopy(cfg.model.to_dict())
     _sync_bn_to_bn(model)
@@ -39,14 +39,15 @@ def num_classes(model_cfg: dict) -> int:
     return model_cfg['decode_head']['num_classes']
 
 
-def one_train_step(model_cfg: dict, size: int = 64, batch: int = 2):
+def one_train_step(model_cfg: dict, size: int = 32, batch: int = 2):
     """Build, then one optimizer step through data_preprocessor + loss.
 
     Returns:
         (model, log_vars): the trained model and the logged losses.
     """
+    # No init_weights(): mmengine logs every parameter's init, which costs
+    # more than the step; the modules' own initialization is enough here.
     model = MODELS.build(model_cfg)
-    model.init_weights()
     model.train()
     classes = num_classes(model_cfg)
     data = dict(inputs=[], data_samples=[])
