@@ -218,6 +218,11 @@ class ShiftInvariantResNet(ResNet):
                 for param in m.parameters():
                     param.requires_grad = False
 
+    def train(self, mode: bool = True):
+        # mmseg's ResNet.train returns None; nn.Module's contract is self.
+        super().train(mode)
+        return self
+
     def _stem(self, x: torch.Tensor) -> torch.Tensor:
         if self.deep_stem:
             x = self.stem[:3](x)  # conv1-BN-ReLU
