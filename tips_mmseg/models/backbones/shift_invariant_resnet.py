@@ -25,7 +25,7 @@ import torch.utils.checkpoint as cp
 from mmseg.models.backbones.resnet import BasicBlock, Bottleneck, ResNet
 from mmseg.registry import MODELS
 
-from ..layers import (APS, LPS, PolyphaseDownsample, PolyphaseFollower,
+from ..layers import (APS, LPS, PolyphaseFollower,
                       build_downsample)
 from ..circular import use_circular_padding
 from ..regularization import warn_if_unregularized
