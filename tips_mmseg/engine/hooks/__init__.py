@@ -1,3 +1,5 @@
+from .lps_temperature_hook import LPSTemperatureHook
 from .shift_consistency_hook import ShiftConsistencyHook
+from .tips_progress_hook import TIPSProgressHook
 
-__all__ = ['ShiftConsistencyHook']
+__all__ = ['LPSTemperatureHook', 'ShiftConsistencyHook', 'TIPSProgressHook']

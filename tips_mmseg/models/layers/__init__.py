@@ -1,6 +1,7 @@
 from .aps import APS
 from .base import PolyphaseDownsample
 from .blurpool import BlurPool, binomial_kernel
+from .follower import PolyphaseFollower
 from .builder import DOWNSAMPLE_LAYERS, build_downsample
 from .lps import LPS
 from .polyphase import (COMPONENT_OFFSETS, NUM_COMPONENTS, mix_components,
@@ -11,7 +12,7 @@ from .unpool import PolyphaseUnpool, polyphase_unpool
 
 __all__ = [
     'APS', 'BlurPool', 'LPS', 'TIPS', 'PolyphaseDownsample',
-    'PolyphaseUnpool', 'build_downsample', 'DOWNSAMPLE_LAYERS',
+    'PolyphaseUnpool', 'PolyphaseFollower', 'build_downsample', 'DOWNSAMPLE_LAYERS',
     'binomial_kernel', 'polyphase_split', 'polyphase_merge', 'pad_to_even',
     'mix_components', 'select_component', 'polyphase_unpool',
     'COMPONENT_OFFSETS', 'NUM_COMPONENTS'

@@ -46,6 +46,8 @@ class PolyphaseDownsample(BaseModule):
                              f'`channels`, got {channels!r}.')
         self.channels = channels
         self.last_weights: Optional[torch.Tensor] = None
+        # (H, W) before padding of the last input: unpooling restores it.
+        self.last_input_size: Optional[torch.Size] = None
 
     def component_weights(self, x: torch.Tensor,
                           components: torch.Tensor) -> torch.Tensor:
@@ -68,6 +70,7 @@ class PolyphaseDownsample(BaseModule):
             Tensor: (N, C, ceil(H/2), ceil(W/2)).
         """
         check_input(self, x, self.channels)
+        self.last_input_size = x.shape[-2:]
         x = pad_to_even(x)
         components = polyphase_split(x)
         if weights is None:

@@ -1,0 +1,118 @@
+"""TIPSProgressHook and LPSTemperatureHook in a real mmengine Runner."""
+import pytest
+import torch
+from mmengine.runner import Runner
+from torch.utils.data import Dataset
+
+import tips_mmseg  # noqa: F401
+from tips_mmseg.engine.hooks import LPSTemperatureHook
+from tips_mmseg.models import LPS
+
+BN = dict(type='BN', requires_grad=True)
+
+
+class _Tiny(Dataset):
+
+    def __len__(self):
+        return 4
+
+    def __getitem__(self, i):
+        from mmengine.structures import PixelData
+        from mmseg.structures import SegDataSample
+        g = torch.Generator().manual_seed(i)
+        s = SegDataSample(gt_sem_seg=PixelData(
+            data=torch.randint(0, 3, (1, 32, 32), generator=g)))
+        s.set_metainfo(dict(img_shape=(32, 32), ori_shape=(32, 32)))
+        return dict(inputs=torch.randint(0, 255, (3, 32, 32),
+                                         dtype=torch.uint8, generator=g),
+                    data_samples=s)
+
+
+def _model(seg_type, down, **kwargs):
+    cfg = dict(
+        type=seg_type,
+        data_preprocessor=dict(type='SegDataPreProcessor', mean=[0.] * 3,
+                               std=[255.] * 3, size=(32, 32)),
+        backbone=dict(type='ShiftInvariantResNetV1c', depth=18,
+                      downsample_cfg=down, norm_cfg=BN,
+                      strides=(1, 2, 1, 1), dilations=(1, 1, 2, 4)),
+        decode_head=dict(type='FCNHead', in_channels=512, in_index=3,
+                         channels=8, num_convs=1, num_classes=3,
+                         norm_cfg=BN,
+                         loss_decode=dict(type='CrossEntropyLoss')))
+    cfg.update(kwargs)
+    return cfg
+
+
+
+
+def _run(tmp_path, model, hooks, iters=4):
+    runner = Runner(
+        model=model, work_dir=str(tmp_path),
+        train_dataloader=dict(
+            dataset=_Tiny(), batch_size=2,
+            sampler=dict(type='DefaultSampler', shuffle=False),
+            collate_fn=dict(type='default_collate')),
+        optim_wrapper=dict(optimizer=dict(type='SGD', lr=1e-3)),
+        train_cfg=dict(by_epoch=False, max_iters=iters),
+        custom_hooks=hooks, default_hooks=dict(checkpoint=None),
+        default_scope='mmseg')
+    return runner
+
+
+def test_progress_hook_drives_undo_switch(tmp_path):
+    from mmengine.hooks import Hook
+    seen = []
+
+    class Spy(Hook):
+        priority = 'LOW'  # after TIPSProgressHook (NORMAL)
+
+        def before_train_iter(self, runner, batch_idx, data_batch=None):
+            m = runner.model
+            seen.append((m._train_progress, m.undo_active()))
+
+    runner = _run(tmp_path, _model('TIPSEncoderDecoder', 'TIPS',
+                                   tips_cfg=dict(eps=0.5)),
+                  [dict(type='TIPSProgressHook'), Spy()])
+    runner.train()
+    assert [s[0] for s in seen] == [(0, 4), (1, 4), (2, 4), (3, 4)]
+    assert [s[1] for s in seen] == [False, False, True, True]
+
+
+def test_progress_hook_rejects_plain_segmentor(tmp_path):
+    runner = _run(tmp_path, _model('EncoderDecoder', 'TIPS'),
+                  [dict(type='TIPSProgressHook')])
+    with pytest.raises(TypeError, match='TIPSEncoderDecoder'):
+        runner.train()
+
+
+def test_lps_temperature_schedule(tmp_path):
+    from mmengine.hooks import Hook
+    temps = []
+
+    class Spy(Hook):
+        priority = 'LOW'
+
+        def before_train_iter(self, runner, batch_idx, data_batch=None):
+            layers = [m for m in runner.model.modules()
+                      if isinstance(m, LPS)]
+            assert len({m.temperature for m in layers}) == 1
+            temps.append(layers[0].temperature)
+
+    runner = _run(tmp_path, _model('EncoderDecoder', 'LPS'), [
+        dict(type='LPSTemperatureHook', start=1.0, end=0.1), Spy()
+    ])
+    runner.train()
+    expected = [0.1**(i / 4) for i in range(4)]
+    assert temps == pytest.approx(expected)
+
+
+def test_temperature_formula_and_errors():
+    hook = LPSTemperatureHook(start=2.0, end=0.5, mode='linear')
+    assert hook.temperature(0.5) == pytest.approx(1.25)
+    assert LPSTemperatureHook(start=1., end=0.01).temperature(
+        0.5) == pytest.approx(0.1)
+    with pytest.raises(ValueError, match='> 0'):
+        LPSTemperatureHook(start=0.)
+    with pytest.raises(ValueError, match='mode'):
+        LPSTemperatureHook(mode='cosine')

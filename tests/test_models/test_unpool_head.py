@@ -1,0 +1,71 @@
+"""Circular-padding APS/LPS DeepLabV3+ with unpooling: exactly equivariant
+to circular shifts of the input (eval)."""
+import pytest
+import torch
+from mmseg.registry import MODELS
+
+import tips_mmseg  # noqa: F401
+
+BN = dict(type='BN', requires_grad=True)
+
+
+def model_cfg(down, head='UnpoolDepthwiseSeparableASPPHead', circular=True):
+    return dict(
+        type='TIPSEncoderDecoder',
+        backbone=dict(type='ShiftInvariantResNetV1c', depth=18,
+                      downsample_cfg=down, circular_padding=circular,
+                      norm_cfg=BN, strides=(1, 2, 1, 1),
+                      dilations=(1, 1, 2, 4), contract_dilation=True),
+        decode_head=dict(type=head, in_channels=512, in_index=3,
+                         channels=16, dilations=(1, 12, 24, 36),
+                         c1_in_channels=64, c1_channels=8, num_classes=3,
+                         norm_cfg=BN, dropout_ratio=0.,
+                         loss_decode=dict(type='CrossEntropyLoss')))
+
+
+@pytest.mark.parametrize('down', ['APS', 'LPS'])
+def test_circular_equivariance_of_logits(down):
+    torch.manual_seed(0)
+    model = MODELS.build(model_cfg(down)).eval()
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        ref = model.encode_decode(x, [dict(img_shape=(64, 64))])
+        assert ref.shape[-2:] == (64, 64)
+        for dh, dw in [(1, 0), (0, 3), (5, -7)]:
+            shifted = torch.roll(x, (dh, dw), dims=(2, 3))
+            out = model.encode_decode(shifted, [dict(img_shape=(64, 64))])
+            torch.testing.assert_close(
+                out, torch.roll(ref, (dh, dw), dims=(2, 3)),
+                rtol=1e-4, atol=1e-4)
+
+
+def test_bilinear_head_is_not_equivariant():
+    """The property above is not trivial: bilinear upsampling breaks it."""
+    torch.manual_seed(0)
+    model = MODELS.build(
+        model_cfg('APS', head='DepthwiseSeparableASPPHead')).eval()
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        ref = model.encode_decode(x, [dict(img_shape=(64, 64))])
+        out = model.encode_decode(torch.roll(x, (1, 0), dims=(2, 3)),
+                                  [dict(img_shape=(64, 64))])
+    assert (out - torch.roll(ref, (1, 0), dims=(2, 3))).abs().max() > 1e-3
+
+
+def test_unpool_head_needs_polyphase_backbone():
+    with pytest.raises(TypeError, match='APS/LPS'):
+        MODELS.build(model_cfg('BlurPool'))
+
+
+def test_trains_with_soft_lps_weights_at_odd_size():
+    model = MODELS.build(model_cfg('LPS')).train()
+    from mmengine.structures import PixelData
+    from mmseg.structures import SegDataSample
+    samples = []
+    for _ in range(2):
+        s = SegDataSample(gt_sem_seg=PixelData(
+            data=torch.randint(0, 3, (1, 45, 51))))
+        s.set_metainfo(dict(img_shape=(45, 51)))
+        samples.append(s)
+    losses = model.loss(torch.randn(2, 3, 45, 51), samples)
+    assert torch.isfinite(losses['decode.loss_ce'])

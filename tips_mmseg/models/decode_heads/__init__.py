@@ -1,0 +1,4 @@
+from .unpool_sep_aspp_head import (UnpoolDepthwiseSeparableASPPHead,
+                                   unpool_bilinear)
+
+__all__ = ['UnpoolDepthwiseSeparableASPPHead', 'unpool_bilinear']

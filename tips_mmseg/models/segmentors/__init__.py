@@ -1,0 +1,8 @@
+from .tips_encoder_decoder import (TIPSCascadeEncoderDecoder,
+                                   TIPSEncoderDecoder)
+from .tips_regularizer import DEFAULT_TIPS_CFG, TIPSRegularizerMixin
+
+__all__ = [
+    'TIPSEncoderDecoder', 'TIPSCascadeEncoderDecoder',
+    'TIPSRegularizerMixin', 'DEFAULT_TIPS_CFG'
+]

@@ -1,0 +1,42 @@
+"""Segmentors that train TIPS backbones with their regularizers."""
+from typing import Optional
+
+from mmseg.models.segmentors import CascadeEncoderDecoder, EncoderDecoder
+from mmseg.registry import MODELS
+
+from .tips_regularizer import TIPSRegularizerMixin
+
+_TIPS_CFG_DOC = """
+    Args:
+        tips_cfg (dict, optional): Regularizer settings, defaults
+            ``dict(lambda_fm=1.0, alpha=0.35, eps=0.4, undo_shift=None,
+            undo_mode='standard')``: L_FM weight; alpha (task losses scaled
+            by 1 - alpha, L_undo by alpha); L_undo on from
+            ``eps * max_iters``; max shift m of L_undo (None: H/4 of each
+            layer's input); 'standard' (zero fill) or 'circular' shift.
+        *args, **kwargs: Arguments of the mmseg segmentor.
+"""
+
+
+@MODELS.register_module()
+class TIPSEncoderDecoder(TIPSRegularizerMixin, EncoderDecoder):
+    __doc__ = ('mmseg\'s :class:`EncoderDecoder` plus the TIPS regularizers '
+               '(``loss_fm``, ``loss_undo``), see '
+               ':class:`TIPSRegularizerMixin`. Also binds decode heads that '
+               'unpool (``bind_downsamplers``) to the backbone.\n' +
+               _TIPS_CFG_DOC)
+
+    def __init__(self, *args, tips_cfg: Optional[dict] = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._init_tips_regularizer(tips_cfg)
+
+
+@MODELS.register_module()
+class TIPSCascadeEncoderDecoder(TIPSRegularizerMixin, CascadeEncoderDecoder):
+    __doc__ = ('mmseg\'s :class:`CascadeEncoderDecoder` plus the TIPS '
+               'regularizers, see :class:`TIPSRegularizerMixin`.\n' +
+               _TIPS_CFG_DOC)
+
+    def __init__(self, *args, tips_cfg: Optional[dict] = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._init_tips_regularizer(tips_cfg)

@@ -1,0 +1,33 @@
+"""Run one of mmseg's own tools with tips_mmseg imported first.
+
+mmseg's tools read the config only after importing mmseg, so a plugin that
+must be in place before that (mmcv-lite support) and every tips_mmseg module
+is imported here; the CLI is mmseg's own, unchanged.
+"""
+import os.path as osp
+import runpy
+import sys
+
+
+def mmseg_tool_path(name: str) -> str:
+    """Path of mmseg's ``tools/<name>`` (wheel: mmseg/.mim/tools)."""
+    import mmseg
+    pkg = osp.dirname(mmseg.__file__)
+    for candidate in (osp.join(pkg, '.mim', 'tools', name),
+                      osp.join(osp.dirname(pkg), 'tools', name)):
+        if osp.isfile(candidate):
+            return candidate
+    raise FileNotFoundError(
+        f'mmseg\'s tools/{name} was not found next to {pkg}; install '
+        'mmsegmentation from PyPI (its wheel ships mmseg/.mim/tools) or from '
+        'a full source checkout.')
+
+
+def run(name: str):
+    repo = osp.dirname(osp.dirname(osp.abspath(__file__)))
+    if repo not in sys.path:
+        sys.path.insert(0, repo)  # a checkout works without installing
+    import tips_mmseg  # noqa: F401  (registers models, hooks; mmcv-lite)
+    path = mmseg_tool_path(name)
+    sys.argv[0] = path
+    runpy.run_path(path, run_name='__main__')
