@@ -10,7 +10,7 @@ from typing import Dict, Optional, Tuple
 import torch
 from mmengine.logging import MessageHub, print_log
 
-from ...utils.shift import SHIFT_MODES
+from ...utils.shift_ops import SHIFT_MODES
 from ..regularization import claim_regularization, tips_layers
 
 #: Defaults of ``tips_cfg``.
