@@ -21,6 +21,28 @@ def consistency_grid(by_shift: Dict[Shift, float],
     return grid
 
 
+def plot_consistency_map(ax,
+                         grid: Sequence[Sequence[float]],
+                         axis: Sequence[int],
+                         title: Optional[str] = None,
+                         vmin: Optional[float] = None,
+                         vmax: float = 100.0):
+    """Draw the consistency map into a matplotlib ``ax``; returns the image
+    (for a colour bar). Arguments as for :func:`draw_consistency_map`."""
+    grid = np.asarray(grid, dtype=float)
+    step = (axis[1] - axis[0]) if len(axis) > 1 else 1
+    half = step / 2
+    extent = (axis[0] - half, axis[-1] + half, axis[-1] + half,
+              axis[0] - half)
+    image = ax.imshow(
+        grid, extent=extent, cmap='viridis', vmin=vmin, vmax=vmax,
+        interpolation='nearest')
+    ax.set_xlabel('dw (px)')
+    ax.set_ylabel('dh (px)')
+    ax.set_title(title or 'shift consistency (%)')
+    return image
+
+
 def draw_consistency_map(grid: Sequence[Sequence[float]],
                          axis: Sequence[int],
                          out_file: str,
@@ -46,18 +68,8 @@ def draw_consistency_map(grid: Sequence[Sequence[float]],
     matplotlib.use('Agg')  # files only, no display needed
     import matplotlib.pyplot as plt
 
-    grid = np.asarray(grid, dtype=float)
-    step = (axis[1] - axis[0]) if len(axis) > 1 else 1
-    half = step / 2
-    extent = (axis[0] - half, axis[-1] + half, axis[-1] + half,
-              axis[0] - half)
     fig, ax = plt.subplots(figsize=(5.5, 4.5))
-    image = ax.imshow(
-        grid, extent=extent, cmap='viridis', vmin=vmin, vmax=vmax,
-        interpolation='nearest')
-    ax.set_xlabel('dw (px)')
-    ax.set_ylabel('dh (px)')
-    ax.set_title(title or 'shift consistency (%)')
+    image = plot_consistency_map(ax, grid, axis, title, vmin, vmax)
     fig.colorbar(image, ax=ax, label='consistency (%)')
     fig.tight_layout()
     if osp.dirname(out_file):
