@@ -93,7 +93,9 @@ def _cpu_wrap_model(wrap_model):
             print_log(
                 'SyncBatchNorm cannot train on CPU: reverted to BatchNorm, '
                 'so each process normalizes with the statistics of its own '
-                'batch (real SyncBN is kept when training on GPUs).',
+                'batch and keeps its own running statistics; add '
+                "custom_hooks=[dict(type='SyncBuffersHook')] to average them "
+                'before validation (real SyncBN is kept on GPUs).',
                 logger='current',
                 level=logging.WARNING)
             model = revert_sync_batchnorm(model)
