@@ -5,6 +5,7 @@ from .checkpoint import (TRUSTED_ENV, UntrustedCheckpointError,
                          load_local_checkpoint, trust_checkpoint)
 from .dist_compat import (has_sync_batchnorm,
                           install_cpu_distributed_support)
+from .friendly_errors import check_amp_available, explain_errors
 from .shift_ops import SHIFT_MODES, check_shift, shift_image
 
 install_safe_checkpoint_loading()
@@ -16,5 +17,6 @@ __all__ = [
     'shift_image', 'check_shift', 'SHIFT_MODES', 'TRUSTED_ENV', 'UntrustedCheckpointError',
     'install_safe_checkpoint_loading', 'is_trusted', 'load_local_checkpoint',
     'trust_checkpoint', 'has_sync_batchnorm',
-    'install_cpu_distributed_support'
+    'install_cpu_distributed_support', 'check_amp_available',
+    'explain_errors'
 ]
