@@ -46,9 +46,9 @@ def check_dataset_paths(dataset_cfg: dict):
     name = dataset_cfg.get('type', 'dataset')
     root = dataset_cfg.get('data_root')
     if _local(root) and root and not osp.isdir(root):
+        where = '' if osp.isabs(root) else f' (relative to {os.getcwd()})'
         raise FileNotFoundError(
-            f'{name}: data_root {root!r} does not exist (relative to '
-            f'{os.getcwd()}); {_FIX}.')
+            f'{name}: data_root {root!r} does not exist{where}; {_FIX}.')
     ann_file = dataset_cfg.get('ann_file')
     if _local(ann_file) and ann_file and not osp.isfile(
             _join(root, ann_file)):
