@@ -29,6 +29,7 @@ from ..layers import (APS, LPS, PolyphaseFollower,
                       build_downsample)
 from ..circular import use_circular_padding
 from ..regularization import warn_if_unregularized
+from .input_checks import check_finite_input
 
 DownsampleCfg = Optional[Union[dict, str]]
 
@@ -232,6 +233,7 @@ class ShiftInvariantResNet(ResNet):
         return self.stem_down(x)
 
     def forward(self, x: torch.Tensor):
+        check_finite_input(self, x)
         if self.training:
             warn_if_unregularized(self)
         if self.stem_down is None:

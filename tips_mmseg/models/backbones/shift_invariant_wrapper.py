@@ -9,6 +9,7 @@ from mmseg.registry import MODELS
 from ..layers import build_downsample
 from ..regularization import warn_if_unregularized
 from ..circular import use_circular_padding
+from .input_checks import check_finite_input
 
 
 def _apply_down(module: nn.Module, args, output: torch.Tensor):
@@ -137,6 +138,7 @@ class ShiftInvariantWrapper(BaseModule):
         return self
 
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
+        check_finite_input(self, x)
         if self.training:
             warn_if_unregularized(self)
         return self.backbone(x)
