@@ -329,9 +329,10 @@ def _fmt_p(value: Optional[float]) -> str:
 def _format_coefficient_line(stats: dict) -> str:
     if stats['pearson_r'] is None:
         return f'n = {stats["n"]}: {stats["note"]}'
-    return (f'n = {stats["n"]}: Pearson r = {stats["pearson_r"]:.2f} '
-            f'(p = {_fmt_p(stats["pearson_p"])}), Spearman rho = '
-            f'{stats["spearman_rho"]:.2f} (p = {_fmt_p(stats["spearman_p"])})')
+    return (f'Pearson r = {stats["pearson_r"]:.2f} '
+            f'(p = {_fmt_p(stats["pearson_p"])}), n = {stats["n"]}\n'
+            f'Spearman rho = {stats["spearman_rho"]:.2f} '
+            f'(p = {_fmt_p(stats["spearman_p"])})')
 
 
 def _strength(r: float) -> str:
