@@ -9,7 +9,8 @@ circular, same shifts for every model) and its mIoU. Writes to the work dir:
   from these: a run whose row exists with the same settings is skipped; a
   run whose final checkpoint exists is evaluated without retraining);
 - ``results.json``: settings, rows, per-variant means, Pearson and Spearman
-  coefficients with p-values (over runs and over variant means);
+  coefficients with p-values (over runs and over variant means), and the
+  partial correlation with mIoU held fixed;
 - ``correlation_scatter.png``: MSB (soft) against mASSC and mASSC circular;
 - ``summary.md``: tables and a reading of the numbers.
 
@@ -44,8 +45,8 @@ from mmengine.runner import Runner  # noqa: E402
 from tips_mmseg.analysis import analyze_msb  # noqa: E402
 from tips_mmseg.analysis.correlation import (  # noqa: E402
     CONSISTENCY_KEYS, PRIMARY_MSB, STUDY_MSB_KEYS, compute_coefficients,
-    order_rows, plan_runs, plot_correlation, run_name, run_result_path,
-    save_run, variant_means, write_summary)
+    compute_partial_coefficients, order_rows, plan_runs, plot_correlation,
+    run_name, run_result_path, save_run, variant_means, write_summary)
 from tips_mmseg.apis import evaluate_shift_consistency  # noqa: E402
 from tips_mmseg.utils import atomic_write  # noqa: E402
 
@@ -178,6 +179,7 @@ def summarize(rows, args) -> dict:
     coefficients = compute_coefficients(rows)
     means = variant_means(rows)
     mean_coefficients = compute_coefficients(means)
+    partial_coefficients = compute_partial_coefficients(rows)
     figure = osp.join(args.work_dir, 'correlation_scatter.png')
     plot_correlation(
         rows, figure, coefficients=coefficients,
@@ -191,13 +193,15 @@ def summarize(rows, args) -> dict:
         settings=settings, primary_msb=PRIMARY_MSB,
         consistency_keys=list(CONSISTENCY_KEYS), rows=slim_rows,
         variant_means=means, coefficients=coefficients,
-        coefficients_variant_means=mean_coefficients)
+        coefficients_variant_means=mean_coefficients,
+        partial_coefficients=partial_coefficients)
     atomic_write(json.dumps(results, indent=2),
                  osp.join(args.work_dir, 'results.json'))
     summary = write_summary(
         osp.join(args.work_dir, 'summary.md'), rows, coefficients, means,
         settings=settings, figure=figure,
-        mean_coefficients=mean_coefficients)
+        mean_coefficients=mean_coefficients,
+        partial_coefficients=partial_coefficients)
     print(summary)
     return results
 

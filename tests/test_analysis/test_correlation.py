@@ -7,7 +7,8 @@ import pytest
 from scipy import stats
 
 from tips_mmseg.analysis.correlation import (
-    ROW_METRIC_KEYS, compute_coefficients, correlate, describe_correlation,
+    ROW_METRIC_KEYS, compute_coefficients, compute_partial_coefficients,
+    correlate, describe_correlation, partial_correlate,
     load_run, order_rows, plan_runs, plot_correlation, reading_paragraph,
     run_result_path, save_run, variant_means, write_summary)
 
@@ -209,3 +210,46 @@ def test_reading_of_a_weak_insignificant_result():
     assert 'not significant at the 5% level' in sentence
     assert 'supports' not in reading_paragraph(coefficients,
                                                variant_means(rows))
+
+
+# ------------------------------------------------------ partial correlation
+def test_partial_correlation_by_formula():
+    x = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]
+    y = [2.0, 1.0, 4.0, 3.0, 6.0, 5.0]
+    z = [1.0, 3.0, 2.0, 5.0, 4.0, 6.0]
+    r = np.corrcoef([x, y, z])
+    expected = (r[0, 1] - r[0, 2] * r[1, 2]) / math.sqrt(
+        (1 - r[0, 2]**2) * (1 - r[1, 2]**2))
+    result = partial_correlate(x, y, z)
+    assert result['n'] == 6
+    assert result['partial_r'] == pytest.approx(expected)
+    t = expected * math.sqrt(3 / (1 - expected**2))
+    assert result['partial_p'] == pytest.approx(2 * stats.t.sf(abs(t), 3))
+
+
+def test_partial_correlation_removes_a_shared_cause():
+    # x and y both follow z; what is left of them is independent noise.
+    rng = np.random.default_rng(0)
+    z = np.arange(40, dtype=float)
+    x = z + rng.normal(size=40)
+    y = 2 * z + rng.normal(size=40)
+    assert correlate(x, y)['pearson_r'] > 0.99
+    assert abs(partial_correlate(x, y, z)['partial_r']) < 0.4
+
+
+def test_partial_correlation_degenerate():
+    assert partial_correlate([1, 2, 3], [3, 1, 2], [1, 1, 2])['note']
+    assert partial_correlate([1, 2, 3, 4], [4, 1, 2, 3],
+                             [5, 5, 5, 5])['partial_r'] is None
+
+
+def test_partial_coefficients_in_summary(tmp_path):
+    rows = study_rows()
+    partial = compute_partial_coefficients(rows)
+    assert set(partial) == {'mASSC', 'mASSC_circular'}
+    assert partial['mASSC']['control'] == 'mIoU'
+    assert partial['mASSC']['n'] == 10
+    text = write_summary(str(tmp_path / 's.md'), rows,
+                         compute_coefficients(rows), variant_means(rows),
+                         partial_coefficients=partial)
+    assert 'control held fixed' in text and 'Holding mIoU fixed' in text

@@ -97,6 +97,7 @@ def test_tiny_study_end_to_end(tool, tiny_data, tmp_path):
     on_disk = json.loads((work_dir / 'results.json').read_text())
     assert on_disk == json.loads(json.dumps(results))
     assert set(on_disk) >= {'settings', 'primary_msb', 'rows',
+                            'partial_coefficients',
                             'variant_means', 'coefficients',
                             'coefficients_variant_means'}
     assert on_disk['primary_msb'] == 'msb_soft'

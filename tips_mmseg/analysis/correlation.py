@@ -187,6 +187,52 @@ def correlate(x: Sequence[float], y: Sequence[float]) -> dict:
     return result
 
 
+def partial_correlate(x: Sequence[float], y: Sequence[float],
+                      z: Sequence[float]) -> dict:
+    """Pearson correlation of ``x`` and ``y`` with ``z`` held fixed.
+
+    Why: a model that has learned little predicts nearly the same class
+    everywhere, which is trivially shift consistent; holding mIoU fixed
+    asks whether MSB still tells consistency apart among equally good
+    models. ``r = (r_xy - r_xz r_yz) / sqrt((1 - r_xz^2)(1 - r_yz^2))``;
+    two-sided p from Student's t with ``n - 3`` degrees of freedom.
+
+    Args:
+        x (Sequence[float]): First variable.
+        y (Sequence[float]): Second variable.
+        z (Sequence[float]): The variable held fixed.
+
+    Returns:
+        dict: ``n``, ``partial_r``, ``partial_p`` (floats or None) and
+        ``note`` (why None, else None).
+    """
+    from scipy import stats
+
+    data = np.asarray([x, y, z], dtype=float)
+    n = data.shape[1]
+    result = dict(n=int(n), partial_r=None, partial_p=None, note=None)
+    if n < 4:
+        result['note'] = f'only {n} triples (need 4)'
+        return result
+    if np.any(np.ptp(data, axis=1) == 0):
+        result['note'] = 'a constant variable has no correlation'
+        return result
+    corr = np.corrcoef(data)
+    r_xy, r_xz, r_yz = corr[0, 1], corr[0, 2], corr[1, 2]
+    denominator = math.sqrt(max(0.0, (1 - r_xz**2) * (1 - r_yz**2)))
+    if denominator < 1e-12:
+        result['note'] = 'x or y is a linear function of the control'
+        return result
+    r = float(np.clip((r_xy - r_xz * r_yz) / denominator, -1.0, 1.0))
+    df = n - 3
+    if abs(r) == 1.0:
+        p = 0.0
+    else:
+        p = float(2 * stats.t.sf(abs(r) * math.sqrt(df / (1 - r**2)), df))
+    result.update(partial_r=r, partial_p=p)
+    return result
+
+
 def paired_values(rows: Iterable[dict], x_key: str,
                   y_key: str) -> Tuple[List[float], List[float]]:
     """The ``(x, y)`` values of the rows where both are present."""
@@ -221,6 +267,35 @@ def compute_coefficients(
         }
         for msb_key in msb_keys
     }
+
+
+def compute_partial_coefficients(
+        rows: Sequence[dict],
+        msb_key: str = PRIMARY_MSB,
+        consistency_keys: Sequence[str] = CONSISTENCY_KEYS,
+        control: str = 'mIoU') -> dict:
+    """MSB against each consistency metric with ``control`` held fixed.
+
+    Args:
+        rows (Sequence[dict]): One per run.
+        msb_key (str): The MSB. Defaults to :data:`PRIMARY_MSB`.
+        consistency_keys (Sequence[str]): Consistency keys.
+        control (str): The row key held fixed. Defaults to 'mIoU'.
+
+    Returns:
+        dict: ``{consistency_key: partial_correlate(...)}``, each with
+        ``control`` added.
+    """
+    result = {}
+    for cons_key in consistency_keys:
+        triples = [(r[msb_key], r[cons_key], r[control]) for r in rows
+                   if all(r.get(k) is not None
+                          for k in (msb_key, cons_key, control))]
+        stats = partial_correlate(*zip(*triples)) if triples else dict(
+            n=0, partial_r=None, partial_p=None, note='no complete rows')
+        stats['control'] = control
+        result[cons_key] = stats
+    return result
 
 
 def variant_means(rows: Sequence[dict],
@@ -377,7 +452,8 @@ def describe_correlation(stats: dict, x_label: str, y_label: str) -> str:
 
 
 def reading_paragraph(coefficients: dict, means: Sequence[dict],
-                      msb_key: str = PRIMARY_MSB) -> str:
+                      msb_key: str = PRIMARY_MSB,
+                      partial_coefficients: Optional[dict] = None) -> str:
     """The summary's reading of the numbers, generated from them.
 
     The paper predicts a *negative* correlation: the more a network's
@@ -388,6 +464,8 @@ def reading_paragraph(coefficients: dict, means: Sequence[dict],
         coefficients (dict): As from :func:`compute_coefficients` over runs.
         means (Sequence[dict]): As from :func:`variant_means`.
         msb_key (str): The primary MSB.
+        partial_coefficients (dict, optional): As from
+            :func:`compute_partial_coefficients`; read if given.
 
     Returns:
         str: One paragraph of markdown.
@@ -422,6 +500,14 @@ def reading_paragraph(coefficients: dict, means: Sequence[dict],
             f'is highest for {by_cons[0]["variant"]} '
             f'({by_cons[0]["mASSC"]:.2f}%) and lowest for '
             f'{by_cons[-1]["variant"]} ({by_cons[-1]["mASSC"]:.2f}%).')
+    partial = (partial_coefficients or {}).get(CONSISTENCY_KEYS[0])
+    if partial and partial['partial_r'] is not None:
+        sentences.append(
+            f'Holding {partial["control"]} fixed (a model that learned '
+            'little predicts one class nearly everywhere, which is trivially '
+            f'consistent), the partial correlation of {x_label} and '
+            f'{CONSISTENCY_KEYS[0]} is r = {partial["partial_r"]:.2f} '
+            f'(p = {_fmt_p(partial["partial_p"])}).')
     sentences.append(verdict)
     return ' '.join(sentences)
 
@@ -488,6 +574,7 @@ def write_summary(path: str,
                   settings: Optional[dict] = None,
                   figure: Optional[str] = None,
                   mean_coefficients: Optional[dict] = None,
+                  partial_coefficients: Optional[dict] = None,
                   msb_key: str = PRIMARY_MSB) -> str:
     """Write the study's markdown summary.
 
@@ -500,6 +587,8 @@ def write_summary(path: str,
         figure (str, optional): Scatter PNG, linked relative to ``path``.
         mean_coefficients (dict, optional): Over variant means (n = number
             of variants), listed if given.
+        partial_coefficients (dict, optional): From
+            :func:`compute_partial_coefficients`, listed and read if given.
         msb_key (str): The primary MSB.
 
     Returns:
@@ -512,7 +601,8 @@ def write_summary(path: str,
     parts += [
         f'Primary MSB: `{msb_key}` (defined for every downsampler and '
         'graded; see tips_mmseg/analysis/correlation.py). Consistency in %.',
-        '', '## Reading', '', reading_paragraph(coefficients, means, msb_key),
+        '', '## Reading', '',
+        reading_paragraph(coefficients, means, msb_key, partial_coefficients),
         ''
     ]
     if figure:
@@ -524,6 +614,16 @@ def write_summary(path: str,
     if mean_coefficients:
         parts += ['## Coefficients over variant means', '',
                   format_coefficients_table(mean_coefficients), '']
+    if partial_coefficients:
+        parts += [f'## Partial correlation of `{msb_key}`, control held '
+                  'fixed', '', '| vs | control | n | partial r | p |',
+                  '|' + '---|' * 5]
+        for cons_key, stats in partial_coefficients.items():
+            parts.append(
+                f'| {cons_key} | {stats["control"]} | {stats["n"]} | '
+                f'{_fmt(stats["partial_r"])} | {_fmt_p(stats["partial_p"])} '
+                '|')
+        parts.append('')
     parts += ['## Per variant (mean ± std over seeds)', '',
               format_means_table(means), '', '## Runs', '',
               format_runs_table(rows), '']
