@@ -10,7 +10,8 @@ circular, same shifts for every model) and its mIoU. Writes to the work dir:
   run whose final checkpoint exists is evaluated without retraining);
 - ``results.json``: settings, rows, per-variant means, Pearson and Spearman
   coefficients with p-values (over runs and over variant means), and the
-  partial correlation with mIoU held fixed;
+  partial correlation with mIoU held fixed; runs whose model predicts one
+  class (mIoU < ``--min-miou``) are listed but left out of them;
 - ``correlation_scatter.png``: MSB (soft) against mASSC and mASSC circular;
 - ``summary.md``: tables and a reading of the numbers.
 
@@ -46,7 +47,8 @@ from tips_mmseg.analysis import analyze_msb  # noqa: E402
 from tips_mmseg.analysis.correlation import (  # noqa: E402
     CONSISTENCY_KEYS, PRIMARY_MSB, STUDY_MSB_KEYS, compute_coefficients,
     compute_partial_coefficients, order_rows, plan_runs, plot_correlation,
-    run_name, run_result_path, save_run, variant_means, write_summary)
+    run_name, run_result_path, save_run, split_learned, variant_means,
+    write_summary)
 from tips_mmseg.apis import evaluate_shift_consistency  # noqa: E402
 from tips_mmseg.utils import atomic_write  # noqa: E402
 
@@ -91,6 +93,12 @@ def parse_args(argv=None):
                         help='val images for MSB (default: all)')
     parser.add_argument('--work-dir', default='work_dirs/correlation')
     parser.add_argument('--data-root', default='data/toy')
+    # All background on the toy val set scores mIoU 16.7 (one class of
+    # five at ~84% IoU): such a model is 100% consistent whatever it does.
+    parser.add_argument('--min-miou', type=float, default=17.0,
+                        help='runs below this mIoU (models that predict one '
+                        'class) are shown but left out of the coefficients '
+                        '(default 17.0; a negative value keeps all)')
     parser.add_argument('--summary-only', action='store_true',
                         help='train nothing: summarize the finished runs '
                         'of the work dir (e.g. of a study still running)')
@@ -175,24 +183,32 @@ def run_one(variant: str, seed: int, args) -> dict:
 
 def summarize(rows, args) -> dict:
     """Coefficients, figure, results.json and summary.md from the rows."""
-    rows = order_rows(rows, args.variants)
+    all_rows = order_rows(rows, args.variants)
+    rows, excluded = split_learned(all_rows, args.min_miou)
+    for row in excluded:
+        print_log(f'[study] {run_name(row["variant"], row["seed"])} left out'
+                  f' of the coefficients: mIoU {row["mIoU"]:.2f} < '
+                  f'{args.min_miou}', logger='current', level=30)
     coefficients = compute_coefficients(rows)
     means = variant_means(rows)
     mean_coefficients = compute_coefficients(means)
     partial_coefficients = compute_partial_coefficients(rows)
     figure = osp.join(args.work_dir, 'correlation_scatter.png')
     plot_correlation(
-        rows, figure, coefficients=coefficients,
+        rows, figure, coefficients=coefficients, excluded_rows=excluded,
         title=f'MSB vs shift consistency: toy DeepLabV3+ R18-D8, '
         f'{args.iters} iters, shifts up to ±{args.max_shift} px')
     settings = study_settings(args)
-    settings.update(variants=list(args.variants), seeds=list(args.seeds))
+    settings.update(variants=list(args.variants), seeds=list(args.seeds),
+                    min_miou=args.min_miou)
     slim_rows = [{k: v for k, v in row.items() if k != 'msb_layers'}
-                 for row in rows]
+                 for row in all_rows]
     results = dict(
         settings=settings, primary_msb=PRIMARY_MSB,
         consistency_keys=list(CONSISTENCY_KEYS), rows=slim_rows,
+        excluded_runs=[run_name(r['variant'], r['seed']) for r in excluded],
         variant_means=means, coefficients=coefficients,
+        coefficients_all_runs=compute_coefficients(all_rows),
         coefficients_variant_means=mean_coefficients,
         partial_coefficients=partial_coefficients)
     atomic_write(json.dumps(results, indent=2),
@@ -201,7 +217,8 @@ def summarize(rows, args) -> dict:
         osp.join(args.work_dir, 'summary.md'), rows, coefficients, means,
         settings=settings, figure=figure,
         mean_coefficients=mean_coefficients,
-        partial_coefficients=partial_coefficients)
+        partial_coefficients=partial_coefficients, excluded_rows=excluded,
+        all_coefficients=results['coefficients_all_runs'])
     print(summary)
     return results
 

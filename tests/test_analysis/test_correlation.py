@@ -8,7 +8,7 @@ from scipy import stats
 
 from tips_mmseg.analysis.correlation import (
     ROW_METRIC_KEYS, compute_coefficients, compute_partial_coefficients,
-    correlate, describe_correlation, partial_correlate,
+    correlate, describe_correlation, partial_correlate, split_learned,
     load_run, order_rows, plan_runs, plot_correlation, reading_paragraph,
     run_result_path, save_run, variant_means, write_summary)
 
@@ -253,3 +253,24 @@ def test_partial_coefficients_in_summary(tmp_path):
                          compute_coefficients(rows), variant_means(rows),
                          partial_coefficients=partial)
     assert 'control held fixed' in text and 'Holding mIoU fixed' in text
+
+
+# ------------------------------------------------- runs that learned nothing
+def test_split_learned_and_files_show_excluded_runs(tmp_path):
+    rows = study_rows()
+    collapsed = make_row('aps', 2, 0.43, 100.0, mIoU=16.71)
+    kept, excluded = split_learned(rows + [collapsed], 17.0)
+    assert excluded == [collapsed] and kept == rows
+    assert split_learned(rows + [collapsed], None) == (rows + [collapsed],
+                                                       [])
+    figure = tmp_path / 'scatter.png'
+    plot_correlation(kept, str(figure), excluded_rows=excluded)
+    assert figure.stat().st_size > 5000
+    text = write_summary(str(tmp_path / 's.md'), kept,
+                         compute_coefficients(kept), variant_means(kept),
+                         excluded_rows=excluded,
+                         all_coefficients=compute_coefficients(rows +
+                                                               excluded))
+    assert '| aps (excluded) | 2 | 16.71 |' in text
+    assert 'Left out of the coefficients' in text and 'aps_seed2' in text
+    assert '## Coefficients over all runs' in text

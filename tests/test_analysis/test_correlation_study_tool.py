@@ -86,12 +86,42 @@ def test_summary_only_trains_nothing(tool, tiny_data, tmp_path, monkeypatch):
     assert coefficient['n'] == 3 and coefficient['pearson_r'] < -0.99
 
 
+def test_runs_that_learned_nothing_are_left_out(tool, tiny_data, tmp_path,
+                                                 monkeypatch):
+    calls = []
+    fake = fake_run_one(tool, calls)
+
+    def run_one(variant, seed, args):
+        row = fake(variant, seed, args)
+        if variant == 'aps':  # all background: mIoU 16.71, 100% consistent
+            row.update(mIoU=16.71, mASSC=100.0)
+            tool.save_run(run_result_path(args.work_dir, variant, seed), row)
+        return row
+
+    monkeypatch.setattr(tool, 'run_one', run_one)
+    work_dir = tmp_path / 'study'
+    results = tool.main([
+        '--variants', 'vanilla,blurpool,aps,lps', '--seeds', '0', '--iters',
+        '5', '--data-root', str(tiny_data), '--work-dir', str(work_dir)])
+    assert results['excluded_runs'] == ['aps_seed0']
+    assert len(results['rows']) == 4  # every run is still listed
+    assert results['coefficients']['msb_soft']['mASSC']['n'] == 3
+    assert results['coefficients_all_runs']['msb_soft']['mASSC']['n'] == 4
+    assert '| aps (excluded) |' in (work_dir / 'summary.md').read_text()
+    kept_all = tool.main([
+        '--variants', 'vanilla,blurpool,aps,lps', '--seeds', '0', '--iters',
+        '5', '--data-root', str(tiny_data), '--work-dir', str(work_dir),
+        '--min-miou', '-1', '--summary-only'])
+    assert kept_all['excluded_runs'] == []
+
+
 def test_tiny_study_end_to_end(tool, tiny_data, tmp_path):
     """Real training (2 iterations) and measuring, two variants."""
     work_dir = tmp_path / 'study'
     results = tool.main([
         '--variants', 'vanilla,tips', '--seeds', '0', '--iters', '2',
         '--num-shifts', '1', '--max-shift', '2', '--msb-images', '2',
+        '--min-miou', '-1',  # two iterations learn nothing: keep them all
         '--data-root', str(tiny_data), '--work-dir', str(work_dir)
     ])
     on_disk = json.loads((work_dir / 'results.json').read_text())

@@ -298,6 +298,29 @@ def compute_partial_coefficients(
     return result
 
 
+def split_learned(rows: Sequence[dict], min_miou: Optional[float]
+                  ) -> Tuple[List[dict], List[dict]]:
+    """Rows of models that learned something, and the others.
+
+    A model that predicts one class everywhere (on the toy set: background,
+    mIoU 16.7) is 100% shift consistent whatever its downsamplers do, so it
+    says nothing about MSB; the study leaves such runs out of the
+    coefficients and shows them apart.
+
+    Args:
+        rows (Sequence[dict]): One per run.
+        min_miou (float, optional): Smallest mIoU kept; None keeps all.
+
+    Returns:
+        tuple: ``(kept, excluded)``, each in the input order.
+    """
+    if min_miou is None:
+        return list(rows), []
+    kept = [r for r in rows if r['mIoU'] >= min_miou]
+    excluded = [r for r in rows if r['mIoU'] < min_miou]
+    return kept, excluded
+
+
 def variant_means(rows: Sequence[dict],
                   keys: Sequence[str] = ROW_METRIC_KEYS) -> List[dict]:
     """Mean and (sample) standard deviation over seeds, per variant.
@@ -331,7 +354,8 @@ def plot_correlation(rows: Sequence[dict],
                      msb_key: str = PRIMARY_MSB,
                      consistency_keys: Sequence[str] = CONSISTENCY_KEYS,
                      coefficients: Optional[dict] = None,
-                     title: Optional[str] = None) -> str:
+                     title: Optional[str] = None,
+                     excluded_rows: Sequence[dict] = ()) -> str:
     """Scatter MSB against each consistency metric and save a PNG.
 
     One panel per consistency metric; one colour per variant, one point per
@@ -346,6 +370,9 @@ def plot_correlation(rows: Sequence[dict],
         coefficients (dict, optional): As from :func:`compute_coefficients`;
             computed when None.
         title (str, optional): Figure title.
+        excluded_rows (Sequence[dict]): Runs left out of the coefficients
+            and the line (see :func:`split_learned`), drawn as hollow
+            markers. Defaults to ().
 
     Returns:
         str: ``path``.
@@ -369,6 +396,11 @@ def plot_correlation(rows: Sequence[dict],
             colour = VARIANT_COLOURS.get(variant, f'C{index % 10}')
             ax.scatter(xs, ys, color=colour, label=variant, s=46,
                        edgecolors='black', linewidths=0.5, zorder=3)
+        xs, ys = paired_values(excluded_rows, msb_key, cons_key)
+        if xs:
+            ax.scatter(xs, ys, facecolors='none', edgecolors='0.4', s=46,
+                       linewidths=1.0, zorder=3,
+                       label='excluded (predicts one class)')
         xs, ys = paired_values(rows, msb_key, cons_key)
         if len(xs) >= 2 and np.ptp(xs) > 0:
             slope, intercept = np.polyfit(xs, ys, 1)
@@ -512,14 +544,21 @@ def reading_paragraph(coefficients: dict, means: Sequence[dict],
     return ' '.join(sentences)
 
 
-def format_runs_table(rows: Sequence[dict]) -> str:
-    """Markdown table: one line per run."""
+def format_runs_table(rows: Sequence[dict],
+                      excluded_rows: Sequence[dict] = ()) -> str:
+    """Markdown table: one line per run; excluded runs marked."""
     header = ('| variant | seed | mIoU | mASSC | mASSC circ. | mASSC worst '
               '| MSB soft | MSB pixel | MSB phase |')
     lines = [header, '|' + '---|' * 9]
-    for row in rows:
+    excluded = {(r['variant'], r['seed']) for r in excluded_rows}
+    every = list(rows) + list(excluded_rows)
+    variants = list(dict.fromkeys(r['variant'] for r in every))
+    for row in order_rows(every, variants):
+        mark = (' (excluded)' if (row['variant'], row['seed']) in excluded
+                else '')
         lines.append(
-            f'| {row["variant"]} | {row["seed"]} | {_fmt(row["mIoU"], 2)} | '
+            f'| {row["variant"]}{mark} | {row["seed"]} | '
+            f'{_fmt(row["mIoU"], 2)} | '
             f'{_fmt(row["mASSC"], 2)} | {_fmt(row["mASSC_circular"], 2)} | '
             f'{_fmt(row["mASSC_worst"], 2)} | {_fmt(row["msb_soft"])} | '
             f'{_fmt(row["msb_pixel"])} | {_fmt(row["msb_phase"])} |')
@@ -575,6 +614,8 @@ def write_summary(path: str,
                   figure: Optional[str] = None,
                   mean_coefficients: Optional[dict] = None,
                   partial_coefficients: Optional[dict] = None,
+                  excluded_rows: Sequence[dict] = (),
+                  all_coefficients: Optional[dict] = None,
                   msb_key: str = PRIMARY_MSB) -> str:
     """Write the study's markdown summary.
 
@@ -589,6 +630,10 @@ def write_summary(path: str,
             of variants), listed if given.
         partial_coefficients (dict, optional): From
             :func:`compute_partial_coefficients`, listed and read if given.
+        excluded_rows (Sequence[dict]): Runs left out of ``rows`` (see
+            :func:`split_learned`); listed, marked. Defaults to ().
+        all_coefficients (dict, optional): Coefficients over every run,
+            excluded ones included; listed if given.
         msb_key (str): The primary MSB.
 
     Returns:
@@ -611,6 +656,14 @@ def write_summary(path: str,
         parts += [f'![MSB vs shift consistency]({rel})', '']
     parts += ['## Coefficients over runs', '',
               format_coefficients_table(coefficients), '']
+    if excluded_rows:
+        names = ', '.join(run_name(r['variant'], r['seed'])
+                          for r in excluded_rows)
+        parts += [f'Left out of the coefficients, means and line (they '
+                  f'predict one class, trivially consistent): {names}.', '']
+    if all_coefficients:
+        parts += ['## Coefficients over all runs (none left out)', '',
+                  format_coefficients_table(all_coefficients), '']
     if mean_coefficients:
         parts += ['## Coefficients over variant means', '',
                   format_coefficients_table(mean_coefficients), '']
@@ -626,7 +679,7 @@ def write_summary(path: str,
         parts.append('')
     parts += ['## Per variant (mean ± std over seeds)', '',
               format_means_table(means), '', '## Runs', '',
-              format_runs_table(rows), '']
+              format_runs_table(rows, excluded_rows), '']
     text = '\n'.join(parts)
     atomic_write(text, path)
     return text
