@@ -407,7 +407,7 @@ def plot_correlation(rows: Sequence[dict],
             line_x = np.linspace(min(xs), max(xs), 50)
             ax.plot(line_x, slope * line_x + intercept, color='0.3',
                     linestyle='--', linewidth=1.2, zorder=2,
-                    label='least squares (all runs)')
+                    label='least squares (filled points)')
         ax.set_title(_format_coefficient_line(
             coefficients[msb_key][cons_key]), fontsize=9)
         ax.set_xlabel(_LABELS.get(msb_key, msb_key))
