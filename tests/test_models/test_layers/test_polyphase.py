@@ -61,3 +61,12 @@ def test_mix_with_one_hot_equals_select():
     for n, k in enumerate(index.tolist()):
         a, b = COMPONENT_OFFSETS[k]
         assert torch.equal(select_phase(x, index)[n], x[n, :, a::2, b::2])
+
+
+@pytest.mark.parametrize('weight_channels', [1, 3])
+def test_mix_gradients_pass_gradcheck(weight_channels):
+    x = torch.randn(2, 3, 4, 6, dtype=torch.double, requires_grad=True)
+    weights = torch.rand(2, weight_channels, 4, dtype=torch.double,
+                         requires_grad=True)
+    assert torch.autograd.gradcheck(mix_phases, (x, weights))
+    assert torch.autograd.gradgradcheck(mix_phases, (x, weights))

@@ -92,12 +92,46 @@ def polyphase_view(x: torch.Tensor) -> torch.Tensor:
     return x.reshape(n, c, h // STRIDE, STRIDE, w // STRIDE, STRIDE)
 
 
+class _MixPhases(torch.autograd.Function):
+    """``Y = sum_k t_k * P_k(X)`` with hand-written memory traffic.
+
+    Autograd through an einsum or a broadcast multiply-and-sum materializes
+    full-size temporaries (and CPU einsum runs one tiny matmul per sample
+    and channel); here the forward accumulates the four strided components
+    into Y, the input gradient is one broadcast multiply written straight
+    into the map's layout, and only the weight gradient needs a reduction.
+    """
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(x, weights)
+        w = weights.unsqueeze(-1).unsqueeze(-1)  # (N, C, 4, 1, 1)
+        (a0, b0), *rest = COMPONENT_OFFSETS
+        out = x[:, :, a0::STRIDE, b0::STRIDE] * w[:, :, 0]
+        for k, (a, b) in enumerate(rest, start=1):
+            out.addcmul_(x[:, :, a::STRIDE, b::STRIDE], w[:, :, k])
+        return out
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        x, weights = ctx.saved_tensors
+        n, c, h, w = grad.shape
+        grad_x = grad_w = None
+        grad6 = grad.reshape(n, c, h, 1, w, 1)
+        if ctx.needs_input_grad[0]:
+            grad_x = (grad6 * weights.reshape(n, c, 1, STRIDE, 1, STRIDE)
+                      ).reshape(x.shape)
+        if ctx.needs_input_grad[1]:
+            grad_w = torch.einsum('nchawb,nchw->ncab', polyphase_view(x),
+                                  grad).reshape(weights.shape)
+        return grad_x, grad_w
+
+
 def mix_phases(x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
     """Weighted sum of components: ``Y = sum_k weights[..., k] * P_k(X)``.
 
-    One einsum over :func:`polyphase_view` (measured faster on CPU, forward
-    plus backward, than splitting with ``pixel_unshuffle`` first or a
-    broadcast multiply and sum; see ``docs/performance.md``).
+    Reads the components as strided views of ``x`` (no split copy); see
+    :class:`_MixPhases` for why it has its own backward.
 
     Args:
         x (Tensor): (N, C, H, W) with H and W even.
@@ -106,11 +140,13 @@ def mix_phases(x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
     Returns:
         Tensor: (N, C, H/2, W/2).
     """
-    view = polyphase_view(x)
-    n, c = view.shape[:2]
+    n, c, h, w = x.shape
+    if h % STRIDE or w % STRIDE:
+        raise ValueError(f'mix_phases needs an even-sized map, got {h}x{w}; '
+                         'pad it with pad_to_even() first.')
+    # expand() is differentiable: per-sample weights get summed gradients.
     weights = weights.to(x.dtype).expand(n, c, NUM_COMPONENTS)
-    return torch.einsum('nchawb,ncab->nchw', view,
-                        weights.reshape(n, c, STRIDE, STRIDE))
+    return _MixPhases.apply(x, weights)
 
 
 def select_phase(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
