@@ -21,7 +21,9 @@ drift in a shared machine's load hits them alike:
   and allocator slack; a fresh process keeps the allocator's caches of one
   variant from hiding another's peak.
 
-Every figure is printed also as a ratio to ``vanilla``.
+Every figure is printed also as a ratio to ``vanilla``. The JSON also keeps
+each iteration's times (``*_all``) and their minimum (``*_min_s``): on a
+shared machine the least-disturbed iteration is often the fairer figure.
 
 Example::
 
@@ -80,6 +82,10 @@ def parse_args(argv=None):
     parser.add_argument('--memory-of', help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     args.variants = [v.strip() for v in args.variants.split(',') if v.strip()]
+    if args.batch < 2:
+        # ASPP's image-pool BN sees one value per channel per image.
+        parser.error('--batch must be >= 2: BN in the ASPP image pool needs '
+                     'more than one value per channel in training')
     unknown = sorted(set(args.variants) - set(VARIANTS))
     if unknown:
         parser.error(f'unknown variants {unknown}; choose from {VARIANTS}')
@@ -307,7 +313,10 @@ def main(argv=None):
                   flush=True)
     for name, v in variants.items():
         for what, times in v.times.items():
-            results[name][what] = median(times[args.warmup:])
+            timed = times[args.warmup:]
+            results[name][what] = median(timed)
+            results[name][what[:-2] + '_min_s'] = min(timed)
+            results[name][what[:-2] + '_all'] = timed
     del variants
     gc.collect()
     for name in args.variants:
