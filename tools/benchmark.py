@@ -45,7 +45,8 @@ import torch
 import tips_mmseg  # noqa: F401  (first: mmcv-lite start-up fix, registries)
 
 from mmengine.analysis import FlopAnalyzer  # noqa: E402
-from mmengine.analysis.jit_handles import elementwise_flop_counter  # noqa: E402,E501
+from mmengine.analysis.jit_handles import \
+    elementwise_flop_counter  # noqa: E402
 from mmengine.config import Config  # noqa: E402
 from mmengine.optim import OptimWrapper  # noqa: E402
 from mmengine.structures import PixelData  # noqa: E402
