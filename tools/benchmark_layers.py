@@ -3,7 +3,8 @@ stride-2 subsampling (``x[:, :, ::2, ::2]``), measured in one interleaved run.
 
 Memory: on CUDA the peak allocated during forward+backward; on CPU the bytes
 of the tensors autograd saves for backward plus the output (the activation
-memory a layer adds to a training step), counted with saved-tensor hooks.
+memory a layer adds to a training step), counted with saved-tensor hooks,
+a tensor saved by several ops once.
 
 Example:
     python tools/benchmark_layers.py --shape 8 256 128 128 --iters 5
@@ -50,16 +51,18 @@ def step(layer, x):
 
 def activation_bytes(layer, x):
     """Bytes saved for backward plus the output of one forward."""
-    total = 0
+    saved = {}
 
     def pack(t):
-        nonlocal total
-        total += t.numel() * t.element_size()
+        # Two ops saving the same tensor (e.g. TIPS's conv and mix both
+        # save the input) hold one allocation.
+        saved[(t.data_ptr(), t.shape, t.stride())] = \
+            t.numel() * t.element_size()
         return t
 
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
         y = layer(x)
-    return total + y.numel() * y.element_size()
+    return sum(saved.values()) + y.numel() * y.element_size()
 
 
 def peak_memory(layer, x, device):

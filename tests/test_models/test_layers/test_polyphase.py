@@ -3,9 +3,10 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tips_mmseg.models.layers import (COMPONENT_OFFSETS, mix_components,
+from tips_mmseg.models.layers import (COMPONENT_OFFSETS, mix_phases,
                                       pad_to_even, polyphase_merge,
-                                      polyphase_split, select_component)
+                                      polyphase_split, polyphase_view,
+                                      select_phase)
 
 
 def test_split_follows_documented_component_order():
@@ -42,10 +43,30 @@ def test_pad_to_even_leaves_even_maps_alone():
     assert pad_to_even(x) is x
 
 
+def test_view_follows_documented_component_order_without_copy():
+    x = torch.randn(2, 3, 6, 8)
+    view = polyphase_view(x)
+    assert view.data_ptr() == x.data_ptr()
+    for a, b in COMPONENT_OFFSETS:
+        assert torch.equal(view[:, :, :, a, :, b], x[:, :, a::2, b::2])
+    with pytest.raises(ValueError, match='pad_to_even'):
+        polyphase_view(torch.zeros(1, 1, 4, 3))
+
+
 def test_mix_with_one_hot_equals_select():
-    components = torch.randn(3, 4, 4, 5, 5)
+    x = torch.randn(3, 4, 10, 10)
     index = torch.tensor([0, 3, 2])
     weights = torch.nn.functional.one_hot(index, 4).float().unsqueeze(1)
-    assert torch.equal(
-        mix_components(components, weights),
-        select_component(components, index))
+    assert torch.equal(mix_phases(x, weights), select_phase(x, index))
+    for n, k in enumerate(index.tolist()):
+        a, b = COMPONENT_OFFSETS[k]
+        assert torch.equal(select_phase(x, index)[n], x[n, :, a::2, b::2])
+
+
+@pytest.mark.parametrize('weight_channels', [1, 3])
+def test_mix_gradients_pass_gradcheck(weight_channels):
+    x = torch.randn(2, 3, 4, 6, dtype=torch.double, requires_grad=True)
+    weights = torch.rand(2, weight_channels, 4, dtype=torch.double,
+                         requires_grad=True)
+    assert torch.autograd.gradcheck(mix_phases, (x, weights))
+    assert torch.autograd.gradgradcheck(mix_phases, (x, weights))

@@ -4,9 +4,9 @@ from .blurpool import BlurPool, binomial_kernel
 from .follower import PolyphaseFollower
 from .builder import DOWNSAMPLE_LAYERS, build_downsample
 from .lps import LPS
-from .polyphase import (COMPONENT_OFFSETS, NUM_COMPONENTS, mix_components,
+from .polyphase import (COMPONENT_OFFSETS, NUM_COMPONENTS, mix_phases,
                         pad_to_even, polyphase_merge, polyphase_split,
-                        select_component)
+                        polyphase_view, select_phase)
 from .tips import TIPS
 from .unpool import PolyphaseUnpool, polyphase_unpool
 
@@ -14,6 +14,6 @@ __all__ = [
     'APS', 'BlurPool', 'LPS', 'TIPS', 'PolyphaseDownsample',
     'PolyphaseUnpool', 'PolyphaseFollower', 'build_downsample', 'DOWNSAMPLE_LAYERS',
     'binomial_kernel', 'polyphase_split', 'polyphase_merge', 'pad_to_even',
-    'mix_components', 'select_component', 'polyphase_unpool',
+    'polyphase_view', 'mix_phases', 'select_phase', 'polyphase_unpool',
     'COMPONENT_OFFSETS', 'NUM_COMPONENTS'
 ]

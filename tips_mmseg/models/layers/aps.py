@@ -5,6 +5,7 @@ import torch
 
 from mmseg.registry import MODELS
 from .base import PolyphaseDownsample, one_hot_weights
+from .polyphase import polyphase_view
 
 
 @MODELS.register_module()
@@ -27,12 +28,13 @@ class APS(PolyphaseDownsample):
         super().__init__(channels, init_cfg=init_cfg)
         self.p = p
 
-    def component_weights(self, x: torch.Tensor,
-                          components: torch.Tensor) -> torch.Tensor:
-        # sum |x|^p ranks the components like the l_p norm, without the root.
-        energy = components.detach().float().abs().pow(self.p).sum(
-            dim=(1, 3, 4))
-        return one_hot_weights(energy.argmax(dim=1))
+    def component_weights(self, x: torch.Tensor) -> torch.Tensor:
+        # One reduction over the polyphase view: no split copy, no |x|^p
+        # temporary; accumulated in at least float32 (half maps overflow).
+        norms = torch.linalg.vector_norm(
+            polyphase_view(x.detach()), ord=self.p, dim=(1, 2, 4),
+            dtype=torch.promote_types(x.dtype, torch.float32))
+        return one_hot_weights(norms.flatten(1).argmax(dim=1))
 
     def keeps_one_component(self) -> bool:
         return True

@@ -4,8 +4,7 @@ from typing import Optional
 import torch
 from mmengine.model import BaseModule
 
-from .polyphase import (NUM_COMPONENTS, mix_components, pad_to_even,
-                        polyphase_split, select_component)
+from .polyphase import NUM_COMPONENTS, mix_phases, pad_to_even, select_phase
 
 
 def check_input(layer: torch.nn.Module, x: torch.Tensor, channels: int):
@@ -27,8 +26,9 @@ def check_input(layer: torch.nn.Module, x: torch.Tensor, channels: int):
 class PolyphaseDownsample(BaseModule):
     """Base of layers that keep a (weighted) choice of the four components.
 
-    Subclasses compute ``component_weights``; this class pads odd maps, splits,
-    mixes and remembers the weights of the last forward in ``last_weights``
+    Subclasses compute ``component_weights``; this class pads odd maps, mixes
+    (or selects) the components through a view of the map - no split copy -
+    and remembers the weights of the last forward in ``last_weights``
     (N, C or 1, 4), so that a shortcut branch can follow the same choice and
     analyses (MSB) can read it.
 
@@ -49,9 +49,11 @@ class PolyphaseDownsample(BaseModule):
         # (H, W) before padding of the last input: unpooling restores it.
         self.last_input_size: Optional[torch.Size] = None
 
-    def component_weights(self, x: torch.Tensor,
-                          components: torch.Tensor) -> torch.Tensor:
-        """Weights (N, C or 1, 4) of the components of the padded map ``x``."""
+    def component_weights(self, x: torch.Tensor) -> torch.Tensor:
+        """Weights (N, C or 1, 4) of the components of the even map ``x``.
+
+        Component ``k`` is ``polyphase_view(x)[:, :, :, k // 2, :, k % 2]``.
+        """
         raise NotImplementedError
 
     def forward(self,
@@ -72,14 +74,13 @@ class PolyphaseDownsample(BaseModule):
         check_input(self, x, self.channels)
         self.last_input_size = x.shape[-2:]
         x = pad_to_even(x)
-        components = polyphase_split(x)
         if weights is None:
-            weights = self.component_weights(x, components)
+            weights = self.component_weights(x)
         self.last_weights = weights.detach()
         if self.keeps_one_component():
             # Gathering one component is cheaper than a mix with 0/1 weights.
-            return select_component(components, weights[:, 0].argmax(-1))
-        return mix_components(components, weights)
+            return select_phase(x, weights[:, 0].argmax(-1))
+        return mix_phases(x, weights)
 
     def keeps_one_component(self) -> bool:
         """Whether the weights are one-hot per sample in the current mode."""

@@ -20,8 +20,7 @@ class PolyphaseFollower(PolyphaseDownsample):
             Defaults to None.
     """
 
-    def component_weights(self, x: torch.Tensor,
-                          components: torch.Tensor) -> torch.Tensor:
+    def component_weights(self, x: torch.Tensor) -> torch.Tensor:
         raise RuntimeError(
             'PolyphaseFollower keeps the choice of another layer: call it '
             'with weights=<main branch layer>.last_weights.')

@@ -7,6 +7,7 @@ import torch.nn.functional as F
 
 from mmseg.registry import MODELS
 from .base import PolyphaseDownsample, one_hot_weights
+from .polyphase import NUM_COMPONENTS, polyphase_view
 
 
 class ComponentScorer(nn.Module):
@@ -29,12 +30,16 @@ class ComponentScorer(nn.Module):
         self.conv2 = nn.Conv2d(hidden_channels, 1, 3, padding=1,
                                padding_mode='circular')
 
-    def forward(self, components: torch.Tensor) -> torch.Tensor:
-        n, c, k, h, w = components.shape
-        # All four components through the net in one batch: (N*4, C, h, w).
-        stacked = components.transpose(1, 2).reshape(n * k, c, h, w)
-        scores = self.conv2(F.relu(self.conv1(stacked)))
-        return scores.mean(dim=(1, 2, 3)).view(n, k)
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits (N, 4) of the components of the even map ``x``."""
+        view = polyphase_view(x)
+        n, c, h, _, w, _ = view.shape
+        # All four components through the net in one batch, (N*4, C, h, w),
+        # gathered from the view in one copy (a conv needs them dense).
+        stacked = view.permute(0, 3, 5, 1, 2, 4).reshape(
+            n * NUM_COMPONENTS, c, h, w)
+        scores = self.conv2(F.relu(self.conv1(stacked), inplace=True))
+        return scores.mean(dim=(1, 2, 3)).view(n, NUM_COMPONENTS)
 
 
 @MODELS.register_module()
@@ -74,9 +79,8 @@ class LPS(PolyphaseDownsample):
             raise ValueError(f'LPS temperature must be > 0, got {value}.')
         self._temperature = float(value)
 
-    def component_weights(self, x: torch.Tensor,
-                          components: torch.Tensor) -> torch.Tensor:
-        logits = self.scorer(components).float()
+    def component_weights(self, x: torch.Tensor) -> torch.Tensor:
+        logits = self.scorer(x).float()
         self.last_logits = logits.detach()
         if self.training:
             return F.gumbel_softmax(

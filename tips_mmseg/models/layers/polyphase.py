@@ -69,33 +69,97 @@ def polyphase_merge(components: torch.Tensor) -> torch.Tensor:
     return F.pixel_shuffle(components.reshape(n, c * k, h, w), STRIDE)
 
 
-def mix_components(components: torch.Tensor,
-                   weights: torch.Tensor) -> torch.Tensor:
-    """Weighted sum of components: ``Y = sum_k weights[..., k] * P_k``.
+def polyphase_view(x: torch.Tensor) -> torch.Tensor:
+    """The four components of an even-sized map as a view, without a copy.
+
+    ``view[n, c, i, a, j, b] = X[n, c, 2i + a, 2j + b]``: component
+    ``k = 2a + b`` is ``view[:, :, :, a, :, b]``. Layers mix and select
+    through this view, so the full map is never copied into components
+    (:func:`polyphase_split` copies once; it is for analysis code that wants
+    the components side by side).
 
     Args:
-        components (Tensor): (N, C, 4, h, w).
+        x (Tensor): (N, C, H, W) with H and W even.
+
+    Returns:
+        Tensor: (N, C, H/2, 2, W/2, 2), sharing ``x``'s storage where ``x``
+        is contiguous.
+    """
+    n, c, h, w = x.shape
+    if h % STRIDE or w % STRIDE:
+        raise ValueError(f'polyphase_view needs an even-sized map, got '
+                         f'{h}x{w}; pad it with pad_to_even() first.')
+    return x.reshape(n, c, h // STRIDE, STRIDE, w // STRIDE, STRIDE)
+
+
+class _MixPhases(torch.autograd.Function):
+    """``Y = sum_k t_k * P_k(X)`` with hand-written memory traffic.
+
+    Autograd through an einsum or a broadcast multiply-and-sum materializes
+    full-size temporaries (and CPU einsum runs one tiny matmul per sample
+    and channel); here the forward accumulates the four strided components
+    into Y, the input gradient is one broadcast multiply written straight
+    into the map's layout, and only the weight gradient needs a reduction.
+    """
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(x, weights)
+        w = weights.unsqueeze(-1).unsqueeze(-1)  # (N, C, 4, 1, 1)
+        (a0, b0), *rest = COMPONENT_OFFSETS
+        out = x[:, :, a0::STRIDE, b0::STRIDE] * w[:, :, 0]
+        for k, (a, b) in enumerate(rest, start=1):
+            out.addcmul_(x[:, :, a::STRIDE, b::STRIDE], w[:, :, k])
+        return out
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        x, weights = ctx.saved_tensors
+        n, c, h, w = grad.shape
+        grad_x = grad_w = None
+        grad6 = grad.reshape(n, c, h, 1, w, 1)
+        if ctx.needs_input_grad[0]:
+            grad_x = (grad6 * weights.reshape(n, c, 1, STRIDE, 1, STRIDE)
+                      ).reshape(x.shape)
+        if ctx.needs_input_grad[1]:
+            grad_w = torch.einsum('nchawb,nchw->ncab', polyphase_view(x),
+                                  grad).reshape(weights.shape)
+        return grad_x, grad_w
+
+
+def mix_phases(x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """Weighted sum of components: ``Y = sum_k weights[..., k] * P_k(X)``.
+
+    Reads the components as strided views of ``x`` (no split copy); see
+    :class:`_MixPhases` for why it has its own backward.
+
+    Args:
+        x (Tensor): (N, C, H, W) with H and W even.
         weights (Tensor): (N, C, 4) per channel, or (N, 1, 4) per sample.
 
     Returns:
-        Tensor: (N, C, h, w).
+        Tensor: (N, C, H/2, W/2).
     """
-    weights = weights.to(components.dtype)
-    return torch.einsum('nckhw,nck->nchw', components,
-                        weights.expand(components.shape[:3]))
+    n, c, h, w = x.shape
+    if h % STRIDE or w % STRIDE:
+        raise ValueError(f'mix_phases needs an even-sized map, got {h}x{w}; '
+                         'pad it with pad_to_even() first.')
+    # expand() is differentiable: per-sample weights get summed gradients.
+    weights = weights.to(x.dtype).expand(n, c, NUM_COMPONENTS)
+    return _MixPhases.apply(x, weights)
 
 
-def select_component(components: torch.Tensor,
-                     index: torch.Tensor) -> torch.Tensor:
-    """Keep one component per sample, without touching the other three.
+def select_phase(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """Keep one component per sample; copies only the kept one.
 
     Args:
-        components (Tensor): (N, C, 4, h, w).
+        x (Tensor): (N, C, H, W) with H and W even.
         index (Tensor): (N,) long, the component to keep per sample.
 
     Returns:
-        Tensor: (N, C, h, w).
+        Tensor: (N, C, H/2, W/2).
     """
-    n, c, _, h, w = components.shape
-    gather_index = index.view(n, 1, 1, 1, 1).expand(n, c, 1, h, w)
-    return components.gather(2, gather_index).squeeze(2)
+    # (N, a, b, C, h, w) view; advanced indexing gathers one (a, b) each.
+    view = polyphase_view(x).permute(0, 3, 5, 1, 2, 4)
+    samples = torch.arange(x.shape[0], device=x.device)
+    return view[samples, index // STRIDE, index % STRIDE]

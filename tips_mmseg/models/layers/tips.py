@@ -50,9 +50,9 @@ class TIPS(PolyphaseDownsample):
         """(N, C, 4) mixing weights of the last forward (detached)."""
         return self.last_weights
 
-    def component_weights(self, x: torch.Tensor,
-                          components: torch.Tensor) -> torch.Tensor:
-        psi = F.relu(self.psi_conv(x))
+    def component_weights(self, x: torch.Tensor) -> torch.Tensor:
+        # In place: the conv's backward needs its input, not its output.
+        psi = F.relu(self.psi_conv(x), inplace=True)
         quadrant_means = F.adaptive_avg_pool2d(psi, 2)
         logits = self.logit_scale(quadrant_means).flatten(2)  # (N, C, 4)
         tau = logits.float().softmax(dim=-1)
