@@ -66,6 +66,7 @@ def draw_consistency_maps(results: Sequence[dict], path: str) -> str:
             ax, grid, result['heatmap']['axis'],
             title=f"{result['variant']} (mean {np.nanmean(grid):.1f}%)",
             vmin=vmin, vmax=100.0)
+    fig.subplots_adjust(wspace=0.35)  # room for each panel's dh label
     fig.colorbar(image, ax=list(axes[0]), label='consistency (%)')
     os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
     fig.savefig(path, dpi=100)  # no tight_layout: it fights the shared bar
