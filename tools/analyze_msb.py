@@ -15,18 +15,15 @@ that).
 """
 import argparse
 import json
-import logging
 import os
 import os.path as osp
 
 import torch
 from mmengine.config import Config, DictAction
-from mmengine.logging import MMLogger
-from mmengine.registry import init_default_scope
-from mmengine.runner import Runner, load_checkpoint, set_random_seed
+from mmengine.runner import set_random_seed
 
 import tips_mmseg  # noqa: F401  (registers layers; safe checkpoint loading)
-from mmseg.registry import MODELS
+from tips_mmseg.apis.builders import build_eval_dataloader, build_segmentor
 from tips_mmseg.analysis import analyze_msb, format_msb_table, plot_msb
 
 
@@ -58,38 +55,14 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
-def build_model(cfg: Config, checkpoint=None, device: str = 'cpu'):
-    """The config's segmentor, with ``checkpoint`` loaded (or initialised
-    as the config says when there is none), on ``device``."""
-    model = MODELS.build(cfg.model)
-    if checkpoint:
-        load_checkpoint(model, checkpoint, map_location='cpu')
-    else:
-        # init_weights logs one INFO entry per parameter; keep warnings only.
-        logger = MMLogger.get_current_instance()
-        level = logger.level
-        logger.setLevel(logging.WARNING)
-        try:
-            model.init_weights()
-        finally:
-            logger.setLevel(level)
-    return model.to(device)
-
-
 def main(argv=None) -> dict:
     args = parse_args(argv)
     cfg = Config.fromfile(args.config)
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
-    init_default_scope(cfg.get('default_scope', 'mmseg'))
     set_random_seed(args.seed)
-    dataloader_cfg = cfg.get('val_dataloader') or cfg.get('test_dataloader')
-    if not dataloader_cfg:
-        raise ValueError(f'{args.config} has neither a val_dataloader nor a '
-                         'test_dataloader to take images from.')
-
-    model = build_model(cfg, args.checkpoint, args.device)
-    dataloader = Runner.build_dataloader(dataloader_cfg)
+    model = build_segmentor(cfg, args.checkpoint, args.device)
+    dataloader = build_eval_dataloader(cfg, 'val')
     result = analyze_msb(model, dataloader, num_images=args.num_images)
     result.update(config=args.config, checkpoint=args.checkpoint)
 

@@ -17,12 +17,10 @@ import os.path as osp
 import tips_mmseg  # noqa: F401  (first: mmcv-lite start-up fix, registries)
 
 from mmengine.config import Config, DictAction  # noqa: E402
-from mmengine.model import revert_sync_batchnorm  # noqa: E402
-from mmengine.registry import init_default_scope  # noqa: E402
-from mmengine.runner import Runner, load_checkpoint  # noqa: E402
-from mmseg.registry import MODELS  # noqa: E402
 
 from tips_mmseg.apis import evaluate_shift_consistency  # noqa: E402
+from tips_mmseg.apis.builders import (build_eval_dataloader,  # noqa: E402
+                                      build_segmentor)
 from tips_mmseg.visualization import draw_consistency_map  # noqa: E402
 
 
@@ -75,17 +73,10 @@ def build_model_and_loader(args):
     cfg = Config.fromfile(args.config)
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
-    init_default_scope(cfg.get('default_scope', 'mmseg'))
-    # Outside a launched Runner SyncBN cannot run: use plain BN.
-    model = revert_sync_batchnorm(MODELS.build(cfg.model))
-    if args.checkpoint:
-        load_checkpoint(model, args.checkpoint, map_location='cpu')
-    model.to(args.device).eval()
-    loader_cfg = cfg.test_dataloader.copy()
-    loader_cfg.setdefault('num_workers', 0)
-    dataloader = Runner.build_dataloader(loader_cfg)
-    ignore_index = 255
+    model = build_segmentor(cfg, args.checkpoint, args.device)
+    dataloader = build_eval_dataloader(cfg, 'test')
     evaluator = cfg.get('test_evaluator', {})
+    ignore_index = 255
     if isinstance(evaluator, dict):
         ignore_index = evaluator.get('ignore_index', ignore_index)
     return model, dataloader, ignore_index

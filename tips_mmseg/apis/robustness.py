@@ -11,7 +11,6 @@ present the result.
 import contextlib
 import copy
 import logging
-import pickle
 from typing import Callable, Optional, Sequence, Union
 
 import numpy as np
@@ -19,51 +18,17 @@ import torch
 from mmengine.config import Config
 from mmengine.evaluator import Evaluator
 from mmengine.logging import MMLogger
-from mmengine.model.utils import revert_sync_batchnorm
 from mmengine.registry import init_default_scope
-from mmengine.runner import Runner, load_checkpoint
 from mmengine.utils import ProgressBar
-from mmseg.registry import MODELS
 
 from tips_mmseg.datasets.transforms.corruption_ops import (CORRUPTIONS,
                                                            check_corruption)
 from .attacks import build_attack, check_attack
+from .builders import build_eval_dataloader, build_segmentor
 
 DEFAULT_SEVERITIES = (1, 3, 5)
 DEFAULT_ATTACKS = ('fgsm', 'pgd')
 MEAN_CORRUPTION_KEY = 'mCorr-mIoU'
-
-
-def build_segmentor(cfg: Config,
-                    checkpoint: Optional[str] = None,
-                    device: str = 'cpu') -> torch.nn.Module:
-    """Build ``cfg.model`` in eval mode, optionally with trained weights.
-
-    SyncBN is reverted to BN, as mmengine's Runner does without a launcher,
-    since SyncBN cannot run outside a process group.
-
-    Args:
-        cfg (Config): mmseg config with ``model``.
-        checkpoint (str, optional): Weights to load; None keeps the random
-            initialisation (a quick look at an untrained net).
-            Defaults to None.
-        device (str): Defaults to ``'cpu'``.
-
-    Returns:
-        nn.Module: The segmentor, on ``device``, in eval mode.
-    """
-    model = revert_sync_batchnorm(MODELS.build(copy.deepcopy(cfg.model)))
-    if checkpoint is not None:
-        try:
-            load_checkpoint(model, checkpoint, map_location='cpu')
-        except pickle.UnpicklingError as err:
-            raise RuntimeError(
-                f'torch.load refused {checkpoint!r} with weights_only=True '
-                '(torch >= 2.6): the file holds more than weights, e.g. '
-                "mmengine's message hub. Load it through tips_mmseg's "
-                'trusted-checkpoint loader or save a weights-only copy '
-                "(torch.save({'state_dict': ...})).") from err
-    return model.to(device).eval()
 
 
 def insert_corruption(pipeline: Sequence[dict], corruption: str,
@@ -116,19 +81,12 @@ def build_test_dataloader(cfg: Config,
     Returns:
         DataLoader: The test dataloader.
     """
-    loader_cfg = copy.deepcopy(cfg.test_dataloader)
-    dataset_cfg = loader_cfg['dataset']
-    if 'pipeline' not in dataset_cfg:
-        raise ValueError(
-            'test_dataloader.dataset has no `pipeline` (a dataset wrapper?); '
-            'robustness evaluation needs a plain mmseg dataset config.')
-    if num_images is not None:
-        # mmengine's BaseDataset keeps the first N samples.
-        dataset_cfg['indices'] = int(num_images)
-    if corruption is not None:
-        dataset_cfg['pipeline'] = insert_corruption(
-            dataset_cfg['pipeline'], corruption, severity, seed)
-    return Runner.build_dataloader(loader_cfg)
+    def add_corruption(pipeline):
+        return insert_corruption(pipeline, corruption, severity, seed)
+
+    return build_eval_dataloader(
+        cfg, 'test', num_images,
+        add_corruption if corruption is not None else None)
 
 
 @contextlib.contextmanager
