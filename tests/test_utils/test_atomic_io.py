@@ -14,7 +14,7 @@ import torch
 from tests.helpers import MMSEG_TOOLS, REPO_ROOT, TEST_DATA
 from tips_mmseg.datasets import write_toy_dataset
 from tips_mmseg.utils import (atomic_write, find_latest_checkpoint,
-                              load_local_checkpoint)
+                              load_from_local_safely)
 
 
 def test_failed_write_leaves_the_old_file_and_no_debris(tmp_path,
@@ -103,4 +103,4 @@ def test_kill_9_during_training_then_resume_reaches_the_end(tmp_path):
     # a half-written checkpoint: every one of them loads whole.
     for name in os.listdir(work_dir):
         if name.startswith('iter_'):
-            assert 'state_dict' in load_local_checkpoint(str(work_dir / name))
+            assert 'state_dict' in load_from_local_safely(str(work_dir / name))

@@ -8,10 +8,10 @@ import torch
 from mmengine.runner import load_checkpoint
 from mmengine.runner.checkpoint import _load_checkpoint
 
-from tests.helpers import MMSEG_TOOLS, TEST_DATA, run_python
+from tests.helpers import MMSEG_TOOLS, REPO_ROOT, TEST_DATA, run_python
 from tips_mmseg.datasets import write_toy_dataset
 from tips_mmseg.utils import (TRUSTED_ENV, UntrustedCheckpointError,
-                              load_local_checkpoint, trust_checkpoint)
+                              load_from_local_safely, trust_checkpoint)
 from tips_mmseg.utils import checkpoint as checkpoint_module
 
 
@@ -49,7 +49,7 @@ def test_trusted_file_loads_fully(evil_checkpoint, monkeypatch):
     path, marker = evil_checkpoint
     monkeypatch.setattr(checkpoint_module, '_trusted_paths', set())
     monkeypatch.setenv(TRUSTED_ENV, str(path.parent))
-    load_local_checkpoint(str(path))
+    load_from_local_safely(str(path))
     assert marker.exists()  # the user opted in: the file was fully unpickled
 
 
@@ -97,6 +97,19 @@ def test_mmseg_train_resumes_and_test_refuses_evil_file(tmp_path,
     refused = run_python(
         [osp.join(MMSEG_TOOLS, 'test.py'), config, str(evil_path),
          '--work-dir', 'wd_test'], cwd=tmp_path)
+    assert refused.returncode != 0
+    assert 'UntrustedCheckpointError' in refused.stderr
+    assert not marker.exists()
+
+
+def test_our_test_tool_refuses_evil_file(tmp_path, evil_checkpoint):
+    write_toy_dataset(str(tmp_path / 'data' / 'toy'), 2, 2, size=32)
+    evil_path, marker = evil_checkpoint
+    refused = run_python([
+        osp.join(REPO_ROOT, 'tools', 'test.py'),
+        osp.join(TEST_DATA, 'tiny_toy_config.py'), str(evil_path),
+        '--work-dir', 'wd'
+    ], cwd=tmp_path)
     assert refused.returncode != 0
     assert 'UntrustedCheckpointError' in refused.stderr
     assert not marker.exists()

@@ -2,7 +2,7 @@ from .atomic_io import (atomic_write, find_latest_checkpoint,
                         install_atomic_checkpointing)
 from .checkpoint import (TRUSTED_ENV, UntrustedCheckpointError,
                          install_safe_checkpoint_loading, is_trusted,
-                         load_local_checkpoint, trust_checkpoint)
+                         load_from_local_safely, trust_checkpoint)
 from .dist_compat import (has_sync_batchnorm,
                           install_cpu_distributed_support)
 from .friendly_errors import check_amp_available, explain_errors
@@ -15,7 +15,7 @@ install_cpu_distributed_support()  # nothing when CUDA is available
 __all__ = [
     'atomic_write', 'find_latest_checkpoint', 'install_atomic_checkpointing',
     'shift_image', 'check_shift', 'SHIFT_MODES', 'TRUSTED_ENV', 'UntrustedCheckpointError',
-    'install_safe_checkpoint_loading', 'is_trusted', 'load_local_checkpoint',
+    'install_safe_checkpoint_loading', 'is_trusted', 'load_from_local_safely',
     'trust_checkpoint', 'has_sync_batchnorm',
     'install_cpu_distributed_support', 'check_amp_available',
     'explain_errors'

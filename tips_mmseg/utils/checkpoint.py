@@ -107,7 +107,7 @@ def _unsafe_globals(filename: str) -> List[str]:
         return []
 
 
-def load_local_checkpoint(filename: str, map_location=None):
+def load_from_local_safely(filename: str, map_location=None):
     """Load a local checkpoint with ``weights_only=True`` unless trusted.
 
     Args:
@@ -146,7 +146,7 @@ def load_local_checkpoint(filename: str, map_location=None):
 
 def install_safe_checkpoint_loading():
     """Allow-list mmengine's harmless types and route local files through
-    :func:`load_local_checkpoint` (idempotent)."""
+    :func:`load_from_local_safely` (idempotent)."""
     torch.serialization.add_safe_globals(safe_checkpoint_globals())
     CheckpointLoader.register_scheme(
-        prefixes='', loader=load_local_checkpoint, force=True)
+        prefixes='', loader=load_from_local_safely, force=True)
