@@ -39,8 +39,8 @@ def tips_stages(module: nn.Module) -> List[List[TIPS]]:
     holds for any backbone built from them.
 
     Returns:
-        list[list[TIPS]]: Stages in registration order (input side first),
-        each with its layers in registration order.
+        list[list[TIPS]]: Stages in module registration order, each with
+        its layers in registration order.
     """
     blocks = [name for name, m in module.named_modules()
               if isinstance(m, (BasicBlock, Bottleneck))]
