@@ -363,3 +363,13 @@ def test_segmentor_loss_undo_equals_the_release_formula(detach):
     torch.testing.assert_close(got, want_grad)
     other = torch.autograd.grad(by_hand(not detach), stem_weight)[0]
     assert not torch.allclose(got, other)
+
+
+def test_pooling_a_stage_of_unequal_maps_is_a_clear_error():
+    a, b = TIPS(2).train(), TIPS(3).train()
+    a(torch.randn(1, 2, 8, 8))
+    b(torch.randn(1, 3, 6, 6))
+    with pytest.raises(ValueError, match="undo_reduction='layers'"):
+        undo_loss([[a, b]], 'stages')
+    # Per layer it is defined.
+    assert undo_loss([[a, b]], 'layers') > 0
