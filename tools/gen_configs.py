@@ -2,8 +2,30 @@
 the generated files are committed as plain configs).
 
     python tools/gen_configs.py
+
+A variant is one entry of ``VARIANTS``; it is written for every dataset
+family (VOC and Cityscapes) and depth unless it names its ``datasets``.
+``*-paper`` variants train as the method's official release does (see
+docs/fidelity.md). Adding one is a few lines, e.g.::
+
+    'blurpool-paper': dict(
+        downsample="dict(type='BlurPool', filter_size=4)",
+        backbone=('keep_stem_max=True', )),
+    'aps-paper': dict(
+        downsample="dict(type='APS', filter_size=3, "
+                   "odd_padding='circular-bottom-right')",
+        backbone=('keep_stem_max=True', )),
+    'lps-paper': dict(
+        downsample="dict(type='LPS', filter_size=3, hidden_channels=(64, "
+                   "128, 256, 512), odd_padding='zero-bottom-right')",
+        lps_hook=True),
 """
+import os
 import os.path as osp
+import sys
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+from tips_mmseg.models.segmentors import DEFAULT_TIPS_CFG  # noqa: E402
 
 ROOT = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), 'configs',
                 'deeplabv3plus')
@@ -21,24 +43,42 @@ R18_HEAD = ('c1_in_channels=64', 'c1_channels=12', 'in_channels=512',
             'channels=128')
 R18_AUX = "    auxiliary_head=dict(in_channels=256, channels=64),"
 
+#: tips_cfg of the 'tips' configs: our defaults, written out in full.
+TIPS_CFG = dict(DEFAULT_TIPS_CFG)
+#: tips_cfg as the release's training code runs: its target is not
+#: detached (the detach() result is discarded). Everything else already is
+#: the default.
+PAPER_TIPS_CFG = dict(DEFAULT_TIPS_CFG, undo_detach=False)
+#: The release clips the gradient norm at 1 in every training step.
+PAPER_CLIP_GRAD = dict(max_norm=1.0, norm_type=2)
+
+# Keys of a variant:
+#   downsample: the backbone's downsample_cfg, as config source (None: vanilla)
+#   backbone: extra backbone arguments, as config source
+#   tips_cfg: the regularizers (makes the model a TIPSEncoderDecoder)
+#   unpool: circular padding + UnpoolDepthwiseSeparableASPPHead
+#   lps_hook: LPS temperature schedule hook
+#   clip_grad: optim_wrapper.clip_grad
+#   datasets: the families it is written for (default: all)
 VARIANTS = {
     'vanilla': dict(downsample=None),
     'blurpool': dict(downsample="dict(type='BlurPool', filter_size=3)"),
     'aps': dict(downsample="dict(type='APS')"),
     'lps': dict(downsample="dict(type='LPS')", lps_hook=True),
-    'tips': dict(downsample="dict(type='TIPS')", tips=True),
-    'aps-circ-unpool': dict(downsample="dict(type='APS')", unpool=True),
+    'tips': dict(downsample="dict(type='TIPS')", tips_cfg=TIPS_CFG),
+    'tips-paper': dict(
+        downsample="dict(type='TIPS', tau_pairing='release')",
+        tips_cfg=PAPER_TIPS_CFG, clip_grad=PAPER_CLIP_GRAD),
+    'aps-circ-unpool': dict(downsample="dict(type='APS')", unpool=True,
+                            datasets=('voc12aug-512x512', )),
     'lps-circ-unpool': dict(
-        downsample="dict(type='LPS')", unpool=True, lps_hook=True),
+        downsample="dict(type='LPS')", unpool=True, lps_hook=True,
+        datasets=('voc12aug-512x512', )),
 }
 
 DATASETS = {
-    'voc12aug-512x512': dict(
-        gpus='4xb4', schedules=('20k', '40k'),
-        variants=tuple(VARIANTS)),
-    'cityscapes-512x1024': dict(
-        gpus='4xb2', schedules=('40k', '80k'),
-        variants=('vanilla', 'blurpool', 'aps', 'lps', 'tips')),
+    'voc12aug-512x512': dict(gpus='4xb4', schedules=('20k', '40k')),
+    'cityscapes-512x1024': dict(gpus='4xb2', schedules=('40k', '80k')),
 }
 
 MMSEG_BASES = {  # (depth, dataset, schedule) -> mmseg config, else R50's
@@ -47,18 +87,30 @@ MMSEG_BASES = {  # (depth, dataset, schedule) -> mmseg config, else R50's
 }
 
 
+def variants_of(dataset: str):
+    return [name for name, v in VARIANTS.items()
+            if dataset in v.get('datasets', DATASETS)]
+
+
+def dict_source(d: dict, indent: int) -> str:
+    """``dict(k=v, ...)`` with one key per line, values as repr()."""
+    pad = ' ' * indent
+    return 'dict(\n' + ',\n'.join(f'{pad}    {k}={v!r}'
+                                  for k, v in d.items()) + ')'
+
+
 def model_block(variant: dict, r18: bool) -> str:
     lines = [R18_MODEL] if r18 else []
-    if variant.get('tips') or variant.get('unpool'):
+    if variant.get('tips_cfg') or variant.get('unpool'):
         lines.append("    type='TIPSEncoderDecoder',")
-    if variant.get('tips'):
-        lines.append('    tips_cfg=dict(lambda_fm=1.0, alpha=0.35, eps=0.4, '
-                     "undo_shift=None,\n                  "
-                     "undo_mode='standard'),")
+    if variant.get('tips_cfg'):
+        lines.append('    tips_cfg=' + dict_source(variant['tips_cfg'], 4)
+                     + ',')
     backbone = ["type='ShiftInvariantResNetV1c'",
                 f"downsample_cfg={variant['downsample']}"]
     if r18:
         backbone.insert(1, R18_BACKBONE)
+    backbone += list(variant.get('backbone', ()))
     if variant.get('unpool'):
         backbone.append('circular_padding=True')
     lines.append('    backbone=dict(\n        ' + ',\n        '.join(backbone)
@@ -75,9 +127,18 @@ def model_block(variant: dict, r18: bool) -> str:
     return 'model = dict(\n' + '\n'.join(lines).rstrip(',') + ')\n'
 
 
+def optim_block(variant: dict) -> str:
+    clip = variant.get('clip_grad')
+    if not clip:
+        return ''
+    # mmseg's bases set clip_grad=None: a dict must replace it (_delete_).
+    return (f'optim_wrapper = dict(clip_grad=dict(_delete_=True, ' +
+            ', '.join(f'{k}={v!r}' for k, v in clip.items()) + '))\n')
+
+
 def hooks_block(variant: dict) -> str:
     hooks = []
-    if variant.get('tips'):
+    if variant.get('tips_cfg'):
         hooks.append("dict(type='TIPSProgressHook')")
     if variant.get('lps_hook'):
         hooks.append("dict(type='LPSTemperatureHook', start=1.0, end=0.1, "
@@ -88,7 +149,6 @@ def hooks_block(variant: dict) -> str:
 
 
 def main():
-    import os
     os.makedirs(ROOT, exist_ok=True)
     written = 0
     for dataset, spec in DATASETS.items():
@@ -98,11 +158,13 @@ def main():
                     (depth, dataset, sched),
                     f'deeplabv3plus_r{50 if depth == 18 else depth}-d8_'
                     f"{spec['gpus']}-{sched}_{dataset}.py")
-                for name in spec['variants']:
+                for name in variants_of(dataset):
+                    variant = VARIANTS[name]
                     text = HEADER.format(base=base)
-                    text += model_block(VARIANTS[name],
+                    text += model_block(variant,
                                         depth == 18 and 'r18' not in base)
-                    text += hooks_block(VARIANTS[name])
+                    text += optim_block(variant)
+                    text += hooks_block(variant)
                     fname = (f'deeplabv3plus_r{depth}-d8-{name}_'
                              f"{spec['gpus']}-{sched}_{dataset}.py")
                     with open(osp.join(ROOT, fname), 'w') as f:

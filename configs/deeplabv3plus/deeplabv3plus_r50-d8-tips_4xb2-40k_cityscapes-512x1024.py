@@ -3,8 +3,16 @@ _base_ = ['mmseg::deeplabv3plus/deeplabv3plus_r50-d8_4xb2-40k_cityscapes-512x102
 custom_imports = dict(imports=['tips_mmseg'], allow_failed_imports=False)
 model = dict(
     type='TIPSEncoderDecoder',
-    tips_cfg=dict(lambda_fm=1.0, alpha=0.35, eps=0.4, undo_shift=None,
-                  undo_mode='standard'),
+    tips_cfg=dict(
+        lambda_fm=1.0,
+        alpha=0.35,
+        eps=0.21,
+        undo_mode='circular',
+        undo_range='input',
+        undo_shift=None,
+        undo_detach=True,
+        fm_reduction='channels',
+        undo_reduction='stages'),
     backbone=dict(
         type='ShiftInvariantResNetV1c',
         downsample_cfg=dict(type='TIPS')))

@@ -8,7 +8,12 @@ from mmseg.registry import MODELS
 from mmseg.structures import SegDataSample
 
 import tips_mmseg  # noqa: F401
-from tips_mmseg.models.regularization import tips_layers
+from tips_mmseg.models.backbones import ShiftInvariantBasicBlock
+from tips_mmseg.models.layers import TIPS
+from tips_mmseg.models.regularization import tips_layers, tips_stages
+from tips_mmseg.models.segmentors import DEFAULT_TIPS_CFG
+from tips_mmseg.models.segmentors.tips_regularizer import (failure_mode_loss,
+                                                           undo_loss)
 
 BN = dict(type='BN', requires_grad=True)
 
@@ -33,12 +38,13 @@ def segmentor_cfg(seg_type='TIPSEncoderDecoder', down='TIPS', **kwargs):
 
 
 def batch(n=2, size=32):
-    inputs = torch.randn(n, 3, size, size)
+    h, w = (size, size) if isinstance(size, int) else size
+    inputs = torch.randn(n, 3, h, w)
     samples = []
     for _ in range(n):
         s = SegDataSample(gt_sem_seg=PixelData(
-            data=torch.randint(0, 3, (1, size, size))))
-        s.set_metainfo(dict(img_shape=(size, size), ori_shape=(size, size)))
+            data=torch.randint(0, 3, (1, h, w))))
+        s.set_metainfo(dict(img_shape=(h, w), ori_shape=(h, w)))
         samples.append(s)
     return inputs, samples
 
@@ -62,12 +68,14 @@ def test_loss_arithmetic():
         torch.testing.assert_close(reg[key], 0.75 * ref[key])
     torch.testing.assert_close(reg['decode.acc_seg'], ref['decode.acc_seg'])
 
-    # loss_fm by hand: mean over layers of mean(1 - ||tau||_2).
+    # loss_fm by hand: mean(1 - ||tau||_2) over the channels of all layers
+    # concatenated. This used to be the mean of per-layer means; the default
+    # is now the release's aggregation (fm_reduction='channels'), so the
+    # test pins that (the per-layer one: test_aggregation_on_a_hand_made_*).
     layers = tips_layers(model)
     assert len(layers) == 3 + 1  # stem conv, max-pool, layer2 + shortcut
     model.extract_feat(inputs)
-    by_hand = torch.stack([(1 - m.tau.norm(dim=-1)).mean()
-                           for m in layers]).mean()
+    by_hand = (1 - torch.cat([m.tau for m in layers], 1).norm(dim=-1)).mean()
     torch.manual_seed(0)
     again = model.add_tips_losses({})
     torch.testing.assert_close(again['loss_fm'], 2.0 * by_hand)
@@ -123,6 +131,12 @@ def test_no_tips_layers_leaves_losses_alone():
 @pytest.mark.parametrize('bad, match', [
     (dict(alpha=1.0), 'alpha'), (dict(eps=2), 'eps'),
     (dict(lambda_fm=-1), 'lambda_fm'), (dict(undo_mode='x'), 'undo_mode'),
+    (dict(undo_range='net'), 'undo_range'),
+    (dict(undo_shift=-2), 'undo_shift'), (dict(undo_shift=(1, 2, 3)),
+                                          'undo_shift'),
+    (dict(undo_detach='yes'), 'undo_detach'),
+    (dict(fm_reduction='mean'), 'fm_reduction'),
+    (dict(undo_reduction='mean'), 'undo_reduction'),
 ])
 def test_bad_tips_cfg_is_a_clear_error(bad, match):
     with pytest.raises(ValueError, match=match):
@@ -161,3 +175,201 @@ def test_cascade_segmentor_adds_terms():
     model = MODELS.build(cfg).train()
     losses = losses_of(model)
     assert {'loss_fm', 'loss_undo'} <= set(losses)
+
+
+# --- Fidelity to the release (shift, range, detach, aggregation) ------------
+
+def shifted_by_loops(x, dh, dw, mode='circular'):
+    """T(X)[i, j] = X[i - dh, j - dw], wrapping ('circular') or 0 outside."""
+    h, w = x.shape[-2:]
+    rows = [(i - dh) % h for i in range(h)]
+    cols = [(j - dw) % w for j in range(w)]
+    out = x[..., rows, :][..., cols]
+    if mode == 'standard':
+        keep = torch.tensor([[0 <= i - dh < h and 0 <= j - dw < w
+                              for j in range(w)] for i in range(h)])
+        out = out * keep
+    return out
+
+
+def psi_by_hand(layer, x):
+    return torch.relu(torch.nn.functional.conv2d(
+        x, layer.psi_conv.weight, padding=1, groups=x.shape[1]))
+
+
+def record_inputs(module):
+    """Every TIPS layer's input of the next forward (with its graph)."""
+    seen = {}
+    for m in tips_layers(module):
+        m.register_forward_pre_hook(
+            lambda mod, args: seen.__setitem__(mod, args[0]))
+    return seen
+
+
+def test_default_tips_cfg_follows_the_release():
+    assert DEFAULT_TIPS_CFG == dict(
+        lambda_fm=1.0, alpha=0.35,
+        eps=0.21,                 # the release wakes L_undo at epoch 100/480
+        undo_mode='circular',     # transform_type='circular' in its script
+        undo_range='input',       # max shift H/4 of the network input
+        undo_shift=None,
+        undo_detach=True,         # its stated intent (a comment + detach())
+        fm_reduction='channels',  # tau of all layers concatenated
+        undo_reduction='stages')  # main+shortcut concatenated, 1/num_down
+
+
+def test_stages_pair_main_branch_and_shortcut_of_a_block():
+    model = MODELS.build(segmentor_cfg())
+    names = {m: n for n, m in model.named_modules()}
+    stages = sorted(sorted(names[m] for m in s) for s in tips_stages(model))
+    assert stages == [['backbone.layer2.0.down',
+                       'backbone.layer2.0.shortcut_down'],
+                      ['backbone.maxpool'], ['backbone.stem_down']]
+    wrapped = MODELS.build(dict(
+        type='ShiftInvariantWrapper', downsample_cfg=dict(type='TIPS'),
+        backbone=dict(type='ResNetV1c', depth=18, strides=(1, 2, 1, 1),
+                      dilations=(1, 1, 2, 4))))
+    names = {m: n for n, m in wrapped.named_modules()}
+    stages = sorted(sorted(names[m] for m in s) for s in tips_stages(wrapped))
+    assert stages == [['backbone.layer2.0.conv1.down',
+                       'backbone.layer2.0.downsample.0.down'],
+                      ['backbone.maxpool.down'], ['backbone.stem.0.down']]
+
+
+class HandMade(torch.nn.Module):
+    """A 3-channel TIPS, then a block whose main branch (6 channels) and
+    shortcut (3 channels) each downsample with TIPS."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem = TIPS(3)
+        self.block = ShiftInvariantBasicBlock(
+            3, 6, stride=2, downsample_cfg=dict(type='TIPS'),
+            downsample=torch.nn.Sequential(torch.nn.Conv2d(3, 6, 1),
+                                           torch.nn.BatchNorm2d(6)))
+
+    def forward(self, x):
+        return self.block(self.stem(x))
+
+
+def test_aggregation_on_a_hand_made_two_width_case():
+    torch.manual_seed(0)
+    model = HandMade().train()
+    for m in tips_layers(model):
+        torch.nn.init.normal_(m.logit_scale.weight, std=5.)
+    inputs = record_inputs(model)
+    model(torch.randn(2, 3, 16, 16))
+    stem, main, short = model.stem, model.block.down, model.block.shortcut_down
+    assert [m.channels for m in (stem, main, short)] == [3, 6, 3]
+    assert [set(s) for s in tips_stages(model)] == [{stem}, {main, short}]
+
+    # L_FM: 1 - ||tau[n, c]||_2 for every sample and channel of every layer.
+    terms = {m: [1 - sum(t**2 for t in m.last_tau[n, c].tolist())**0.5
+                 for n in range(2) for c in range(m.channels)]
+             for m in (stem, main, short)}
+    all_channels = sum(terms.values(), [])
+    by_channels = sum(all_channels) / len(all_channels)
+    by_layers = sum(sum(t) / len(t) for t in terms.values()) / 3
+    assert abs(by_channels - by_layers) > 1e-4  # the weights matter here
+    for reduction, want in (('channels', by_channels),
+                            ('layers', by_layers)):
+        got = failure_mode_loss([stem, main, short], reduction)
+        assert abs(got.item() - want) < 1e-6, reduction
+
+    # L_undo: the stage of the block pools main and shortcut into one MSE.
+    for reduction in ('stages', 'layers'):
+        got = undo_loss(tips_stages(model), reduction, max_shift=3,
+                        mode='circular', detach=True)
+        sq = {}
+        for m in (stem, main, short):
+            x = inputs[m]
+            diff = psi_by_hand(m, x) - shifted_by_loops(x, *m.last_undo_shift)
+            sq[m] = (diff.pow(2).sum().item(), diff.numel())
+        if reduction == 'stages':
+            block = ((sq[main][0] + sq[short][0]) /
+                     (sq[main][1] + sq[short][1]))
+            want = (sq[stem][0] / sq[stem][1] + block) / 2
+        else:
+            want = sum(s / n for s, n in sq.values()) / 3
+        assert abs(got.item() - want) < 1e-5 * want, reduction
+        if reduction == 'stages':
+            # Per-layer weights would give another number for these shifts.
+            per_layer = sum(s / n for s, n in sq.values()) / 3
+            assert abs(got.item() - per_layer) > 1e-3
+
+
+@pytest.mark.parametrize('undo_range', ['input', 'layer'])
+def test_undo_range_relative_to_network_input_or_layer(undo_range):
+    model = MODELS.build(segmentor_cfg(tips_cfg=dict(
+        eps=0.0, undo_range=undo_range))).train()
+    torch.manual_seed(1)
+    model.loss(*batch(size=(32, 48)))
+    layers = tips_layers(model)
+    sizes = {m: tuple(m.last_input_size) for m in layers}
+    assert sorted(sizes.values()) == [(8, 12), (8, 12), (16, 24), (32, 48)]
+    if undo_range == 'input':
+        # m = (H/4, W/4) of the 32x48 network input for EVERY layer, in its
+        # own pixels: on the 8x12 maps the roll may wrap around.
+        assert model.undo_max_shift() == (8, 12)
+        bounds = {m: (8, 12) for m in layers}
+    else:
+        assert model.undo_max_shift() is None
+        bounds = {m: (h // 4, w // 4) for m, (h, w) in sizes.items()}
+    for m in layers:
+        dh, dw = m.last_undo_shift
+        assert abs(dh) <= bounds[m][0] and abs(dw) <= bounds[m][1]
+    if undo_range == 'input':
+        # Seeded: some deep layer drew a shift its per-layer range forbids.
+        assert any(abs(m.last_undo_shift[0]) > sizes[m][0] // 4 or
+                   abs(m.last_undo_shift[1]) > sizes[m][1] // 4
+                   for m in layers)
+    fixed = MODELS.build(segmentor_cfg(tips_cfg=dict(
+        undo_range=undo_range, undo_shift=(1, 2))))
+    assert fixed.undo_max_shift() == (1, 2)
+
+
+@pytest.mark.parametrize('detach', [True, False])
+def test_segmentor_loss_undo_equals_the_release_formula(detach):
+    """loss_undo = alpha * mean over stages of MSE(psi(X), T(X)) with main
+    branch and shortcut pooled, T a circular shift of the layer's INPUT;
+    with undo_detach=False the target's gradient reaches the stem."""
+    model = MODELS.build(segmentor_cfg(tips_cfg=dict(
+        eps=0.0, alpha=0.25, undo_detach=detach))).train()
+    inputs = record_inputs(model)
+    torch.manual_seed(2)
+    losses = model.loss(*batch())
+    stem_weight = model.backbone.stem[0].weight
+    got = torch.autograd.grad(losses['loss_undo'], stem_weight,
+                              retain_graph=True)[0]
+
+    def by_hand(detached):
+        per_stage = []
+        for stage in tips_stages(model):
+            sq = n = 0
+            for m in stage:
+                x = inputs[m]
+                assert max(abs(d) for d in m.last_undo_shift) <= 8
+                target = shifted_by_loops(x, *m.last_undo_shift)
+                if detached:
+                    target = target.detach()
+                diff = psi_by_hand(m, x) - target
+                sq, n = sq + diff.pow(2).sum(), n + diff.numel()
+            per_stage.append(sq / n)
+        return 0.25 * sum(per_stage) / len(per_stage)
+
+    want = by_hand(detach)
+    torch.testing.assert_close(losses['loss_undo'], want)
+    want_grad = torch.autograd.grad(want, stem_weight, retain_graph=True)[0]
+    torch.testing.assert_close(got, want_grad)
+    other = torch.autograd.grad(by_hand(not detach), stem_weight)[0]
+    assert not torch.allclose(got, other)
+
+
+def test_pooling_a_stage_of_unequal_maps_is_a_clear_error():
+    a, b = TIPS(2).train(), TIPS(3).train()
+    a(torch.randn(1, 2, 8, 8))
+    b(torch.randn(1, 3, 6, 6))
+    with pytest.raises(ValueError, match="undo_reduction='layers'"):
+        undo_loss([[a, b]], 'stages')
+    # Per layer it is defined.
+    assert undo_loss([[a, b]], 'layers') > 0

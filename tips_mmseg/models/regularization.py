@@ -7,10 +7,12 @@ layers and tells the user once, clearly, when none did.
 """
 import logging
 import warnings
+from collections import OrderedDict
 from typing import List
 
 import torch.nn as nn
 from mmengine.logging import print_log
+from mmseg.models.backbones.resnet import BasicBlock, Bottleneck
 
 from .layers import TIPS
 
@@ -21,6 +23,34 @@ _WARNED_ATTR = '_tips_unregularized_warned'
 def tips_layers(module: nn.Module) -> List[TIPS]:
     """All TIPS layers in ``module``, in registration order."""
     return [m for m in module.modules() if isinstance(m, TIPS)]
+
+
+def tips_stages(module: nn.Module) -> List[List[TIPS]]:
+    """The TIPS layers of ``module`` grouped by downsampling step.
+
+    A residual block downsamples twice in parallel (main branch and
+    shortcut, ``layerX.Y.down`` and ``layerX.Y.shortcut_down`` in our
+    ResNets; ``layerX.Y.conv2.down`` and ``layerX.Y.downsample.0.down``
+    under :class:`ShiftInvariantWrapper`): its TIPS layers form one stage,
+    as in the official release, which concatenates them for L_undo. Every
+    other TIPS layer (stem conv, stem max-pool, a MobileNet conv) is a stage
+    of its own. Blocks are found by type (mmseg's ``BasicBlock`` and
+    ``Bottleneck``, which our blocks subclass), not by name, so the grouping
+    holds for any backbone built from them.
+
+    Returns:
+        list[list[TIPS]]: Stages in module registration order, each with
+        its layers in registration order.
+    """
+    blocks = [name for name, m in module.named_modules()
+              if isinstance(m, (BasicBlock, Bottleneck))]
+    stages = OrderedDict()
+    for name, m in module.named_modules():
+        if isinstance(m, TIPS):
+            owner = next((b for b in blocks
+                          if b == '' or name.startswith(b + '.')), name)
+            stages.setdefault(owner, []).append(m)
+    return list(stages.values())
 
 
 def claim_regularization(module: nn.Module, owner: str):

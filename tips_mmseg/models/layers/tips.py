@@ -1,13 +1,30 @@
 """Translation Invariant Polyphase Sampling (Saha & Gokhale, WACV 2025)."""
-from typing import Optional
+from typing import Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 from mmseg.registry import MODELS
-from ...utils.shift_ops import shift_image
+from ...utils.shift_ops import check_mode, shift_image
 from .base import PolyphaseDownsample
+
+#: How the 2x2 quadrant means are paired with the four components.
+TAU_PAIRINGS = ('aligned', 'release')
+
+MaxShift = Optional[Union[int, Sequence[int]]]
+
+
+def _shift_pair(max_shift: Union[int, Sequence[int]]) -> Tuple[int, int]:
+    """``m`` or ``(m_h, m_w)`` -> ``(m_h, m_w)``, checked."""
+    pair = ((max_shift, max_shift) if isinstance(max_shift, int) else
+            tuple(max_shift))
+    if len(pair) != 2 or not all(
+            isinstance(m, int) and not isinstance(m, bool) and m >= 0
+            for m in pair):
+        raise ValueError(f'max_shift must be an int >= 0 or a pair (m_h, '
+                         f'm_w) of them, got {max_shift!r}.')
+    return pair
 
 
 @MODELS.register_module()
@@ -20,30 +37,60 @@ class TIPS(PolyphaseDownsample):
             \\mathrm{AvgPool}_{2\\times2}(\\psi(X))\\big),\\quad
         Y = \\sum_k \\tau_{n,c,k}\\, P_k(X)
 
-    The 2x2 average pool's quadrant ``(a, b)`` gives the logit of component
-    ``k = 2a + b``. Same computation in train and eval; no bias; ``10 * C``
-    parameters (9C depthwise taps, C scales). tau is not exactly shift
-    invariant by construction: invariance is learned, helped by the
-    regularizers :meth:`failure_mode_loss` (L_FM) and :meth:`undo_loss`
-    (L_undo), see ``METHOD.md`` section 5.
+    Same computation in train and eval; no bias; ``10 * C`` parameters (9C
+    depthwise taps, C scales). tau is not exactly shift invariant by
+    construction: invariance is learned, helped by the regularizers
+    :meth:`failure_mode_loss` (L_FM) and :meth:`undo_loss` (L_undo).
+
+    Which quadrant drives which component (``tau_pairing``):
+
+    - ``'aligned'`` (default): the quadrant in row ``a``, column ``b`` of
+      the 2x2 average pool gives the logit of component ``k = 2a + b``
+      (``X[a::2, b::2]``): row offsets follow rows, column offsets columns.
+    - ``'release'``: as the official release computes it. It flattens the
+      quadrant means row-major (TL, TR, BL, BR) but lists its components as
+      ``X[0::2, 0::2], X[1::2, 0::2], X[0::2, 1::2], X[1::2, 1::2]``, so
+      quadrant ``(a, b)`` drives component ``(b, a)``: the top-right quadrant
+      drives the component with row offset 1 (ours: column offset 1).
+
+    The two are different functions with the same parameters (a
+    transposition of the quadrants); neither is more shift invariant, and
+    a network trained from scratch adapts to either. Ours is the default:
+    it keeps one layout (row offsets with rows, column offsets with
+    columns), and nothing in the paper or the release motivates the
+    release's mismatch, which reads as an indexing slip rather than a
+    design choice; ``'release'`` reproduces it exactly (e.g. to run weights
+    trained with the release). ``last_tau`` is indexed by component
+    (``k = 2a + b``) in both.
 
     Args:
         channels (int): Channels of the input map.
+        tau_pairing (str): ``'aligned'`` or ``'release'``, see above.
+            Defaults to ``'aligned'``.
         init_cfg (dict, optional): mmengine initialization config.
             Defaults to None.
     """
 
-    def __init__(self, channels: int, init_cfg: Optional[dict] = None):
+    def __init__(self,
+                 channels: int,
+                 tau_pairing: str = 'aligned',
+                 init_cfg: Optional[dict] = None):
         super().__init__(channels, init_cfg=init_cfg)
+        if tau_pairing not in TAU_PAIRINGS:
+            raise ValueError(f'TIPS(tau_pairing={tau_pairing!r}): use one of '
+                             f'{TAU_PAIRINGS}.')
+        self.tau_pairing = tau_pairing
         self.psi_conv = nn.Conv2d(
             channels, channels, 3, padding=1, groups=channels, bias=False)
         self.logit_scale = nn.Conv2d(
             channels, channels, 1, groups=channels, bias=False)
-        # tau, psi(X) and X of the last training forward, kept with their
-        # graph for the regularizers.
+        # tau, psi(X) and X (the padded input) of the last training forward,
+        # kept with their graph for the regularizers.
         self.tau: Optional[torch.Tensor] = None
         self._psi: Optional[torch.Tensor] = None
         self._input: Optional[torch.Tensor] = None
+        #: (dh, dw) of the last :meth:`undo_loss` (for logs and tests).
+        self.last_undo_shift: Optional[Tuple[int, int]] = None
 
     @property
     def last_tau(self) -> Optional[torch.Tensor]:
@@ -54,8 +101,10 @@ class TIPS(PolyphaseDownsample):
         # In place: the conv's backward needs its input, not its output.
         psi = F.relu(self.psi_conv(x), inplace=True)
         quadrant_means = F.adaptive_avg_pool2d(psi, 2)
-        logits = self.logit_scale(quadrant_means).flatten(2)  # (N, C, 4)
-        tau = logits.float().softmax(dim=-1)
+        logits = self.logit_scale(quadrant_means)  # (N, C, 2, 2)
+        if self.tau_pairing == 'release':
+            logits = logits.transpose(-2, -1)
+        tau = logits.flatten(2).float().softmax(dim=-1)  # (N, C, 4)
         if self.training:
             self.tau, self._psi, self._input = tau, psi, x
         return tau
@@ -70,29 +119,51 @@ class TIPS(PolyphaseDownsample):
         return (1 - tau.norm(p=2, dim=-1)).mean()
 
     def undo_loss(self,
-                  max_shift: Optional[int] = None,
-                  mode: str = 'standard',
-                  generator: Optional[torch.Generator] = None) -> torch.Tensor:
+                  max_shift: MaxShift = None,
+                  mode: str = 'circular',
+                  generator: Optional[torch.Generator] = None,
+                  detach: bool = True) -> torch.Tensor:
         """L_undo = MSE(psi(X), T(X)) for one random shift T of the input.
 
+        X is this layer's input (padded to even size, as the layer sees it);
+        T shifts it by ``(dh, dw)`` drawn uniformly from ``[-m_h, m_h] x
+        [-m_w, m_w]`` (one draw per call, the same for the whole batch; kept
+        in ``last_undo_shift``).
+
         Args:
-            max_shift (int, optional): m, shifts drawn from [-m, m]^2.
-                Defaults to None (H / 4 of this layer's input).
-            mode (str): 'standard' (zero fill) or 'circular'.
-                Defaults to 'standard'.
+            max_shift (int | tuple[int, int], optional): m, or ``(m_h,
+                m_w)``, in this layer's pixels. It may exceed the map: a
+                circular shift then wraps around, a zero-fill shift leaves
+                an all-zero target (both as the release). Defaults to None
+                (``(H // 4, W // 4)`` of this layer's input).
+            mode (str): ``'circular'`` (``torch.roll``, as the release
+                trains) or ``'standard'`` (zero fill). Defaults to
+                ``'circular'``.
             generator (torch.Generator, optional): RNG for the shift.
                 Defaults to None (the global one).
+            detach (bool): Stop the gradient at the target T(X), so that
+                L_undo trains psi only through psi(X) (the release's stated
+                intent). False lets it also flow through T(X) into the
+                layers before TIPS (the release's code as it runs: its
+                ``detach()`` result is discarded). Defaults to True.
         """
         psi = self._require_cache('undo_loss', self._psi)
-        x = self._input
+        check_mode(mode)
+        x = self._input.detach() if detach else self._input
         h, w = x.shape[-2:]
-        if max_shift is None:
-            max_shift = h // 4
-        max_shift = min(max_shift, h - 1, w - 1)
-        dh, dw = (torch.randint(-max_shift, max_shift + 1, (2, ),
-                                generator=generator).tolist()
-                  if max_shift > 0 else (0, 0))
-        target = shift_image(x.detach(), (dh, dw), mode=mode)
+        m_h, m_w = (h // 4, w // 4) if max_shift is None else _shift_pair(
+            max_shift)
+        dh, dw = (
+            int(torch.randint(-m, m + 1, (), generator=generator))
+            if m > 0 else 0 for m in (m_h, m_w))
+        self.last_undo_shift = (dh, dw)
+        if mode == 'circular':
+            # A roll by d equals a roll by d mod size (wraps on small maps).
+            target = shift_image(x, (dh % h, dw % w), mode=mode)
+        elif abs(dh) >= h or abs(dw) >= w:
+            target = torch.zeros_like(x)  # everything shifted out
+        else:
+            target = shift_image(x, (dh, dw), mode=mode)
         return F.mse_loss(psi.float(), target.float())
 
     def clear_cache(self):
@@ -108,4 +179,6 @@ class TIPS(PolyphaseDownsample):
         return value
 
     def extra_repr(self) -> str:
-        return f'channels={self.channels}'
+        extra = ('' if self.tau_pairing == 'aligned' else
+                 f', tau_pairing={self.tau_pairing!r}')
+        return f'channels={self.channels}{extra}'

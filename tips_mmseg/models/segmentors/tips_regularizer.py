@@ -1,22 +1,51 @@
-"""The TIPS regularizers as loss terms of a segmentor (METHOD.md section 5).
+"""The TIPS regularizers as loss terms of a segmentor.
 
     L = (1 - alpha) * L_task + lambda_fm * L_FM
         + alpha * [iter >= eps * max_iters] * L_undo
+
+How L_FM and L_undo are gathered over the TIPS layers, and how L_undo
+shifts, is set by ``tips_cfg`` (see :class:`TIPSRegularizerMixin`); the
+defaults train as the official TIPS release does where its behaviour is
+deliberate (docs/fidelity.md has the side-by-side table).
 """
 import logging
 import warnings
-from typing import Dict, Optional, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 from mmengine.logging import MessageHub, print_log
 
 from ...utils.shift_ops import SHIFT_MODES
-from ..regularization import claim_regularization, tips_layers
+from ..layers import TIPS
+from ..regularization import claim_regularization, tips_layers, tips_stages
+
+#: Where the L_undo shift range comes from: the network input (the release)
+#: or each layer's own input.
+UNDO_RANGES = ('input', 'layer')
+#: L_FM over the layers: mean over all their channels together (the
+#: release) or the mean of per-layer means.
+FM_REDUCTIONS = ('channels', 'layers')
+#: L_undo over the layers: mean over stages, main branch and shortcut of a
+#: block pooled into one MSE (the release), or the mean over layers.
+UNDO_REDUCTIONS = ('stages', 'layers')
 
 #: Defaults of ``tips_cfg``.
 DEFAULT_TIPS_CFG = dict(
-    lambda_fm=1.0, alpha=0.35, eps=0.4, undo_shift=None,
-    undo_mode='standard')
+    lambda_fm=1.0,
+    alpha=0.35,
+    eps=0.21,
+    undo_mode='circular',
+    undo_range='input',
+    undo_shift=None,
+    undo_detach=True,
+    fm_reduction='channels',
+    undo_reduction='stages')
+
+
+def _check_choice(cfg: dict, key: str, choices: Sequence[str]):
+    if cfg[key] not in choices:
+        raise ValueError(f'tips_cfg.{key} must be one of {choices}, got '
+                         f'{cfg[key]!r}.')
 
 
 def _check_tips_cfg(tips_cfg: Optional[dict]) -> dict:
@@ -36,9 +65,23 @@ def _check_tips_cfg(tips_cfg: Optional[dict]) -> dict:
     if cfg['lambda_fm'] < 0:
         raise ValueError(f"tips_cfg.lambda_fm must be >= 0, got "
                          f"{cfg['lambda_fm']}.")
-    if cfg['undo_mode'] not in SHIFT_MODES:
-        raise ValueError(f"tips_cfg.undo_mode must be one of {SHIFT_MODES}, "
-                         f"got {cfg['undo_mode']!r}.")
+    _check_choice(cfg, 'undo_mode', SHIFT_MODES)
+    _check_choice(cfg, 'undo_range', UNDO_RANGES)
+    _check_choice(cfg, 'fm_reduction', FM_REDUCTIONS)
+    _check_choice(cfg, 'undo_reduction', UNDO_REDUCTIONS)
+    if not isinstance(cfg['undo_detach'], bool):
+        raise ValueError(f"tips_cfg.undo_detach must be True or False, got "
+                         f"{cfg['undo_detach']!r}.")
+    shift = cfg['undo_shift']
+    if shift is not None:
+        pair = (shift, shift) if isinstance(shift, int) else shift
+        if not (isinstance(pair, (list, tuple)) and len(pair) == 2 and all(
+                isinstance(m, int) and not isinstance(m, bool) and m >= 0
+                for m in pair)):
+            raise ValueError(
+                f'tips_cfg.undo_shift must be None, an int >= 0 or a pair '
+                f'(m_h, m_w) of them, got {shift!r}.')
+        cfg['undo_shift'] = tuple(pair)
     return cfg
 
 
@@ -48,11 +91,102 @@ def _scale(value, factor: float):
     return value * factor
 
 
+def _channel_weighted_mean(layers: List[TIPS],
+                           losses: List[torch.Tensor]) -> torch.Tensor:
+    """Mean of per-layer means, each weighted by its number of channels:
+    the mean over the channels of all layers concatenated (same N, H, W)."""
+    weights = losses[0].new_tensor([float(m.channels) for m in layers])
+    return (torch.stack(losses) * weights).sum() / weights.sum()
+
+
+def failure_mode_loss(layers: List[TIPS],
+                      reduction: str = 'channels') -> torch.Tensor:
+    """L_FM of several TIPS layers after a training forward.
+
+    Args:
+        layers (list[TIPS]): The layers.
+        reduction (str): ``'channels'``: mean of ``1 - ||tau[n, c]||_2``
+            over samples and the channels of all layers together (the
+            release concatenates every layer's tau along channels, so a
+            layer with C channels weighs C); ``'layers'``: mean over layers
+            of each layer's mean (every layer weighs the same). Defaults to
+            ``'channels'``.
+    """
+    losses = [m.failure_mode_loss() for m in layers]
+    if reduction == 'layers':
+        return torch.stack(losses).mean()
+    return _channel_weighted_mean(layers, losses)
+
+
+def undo_loss(stages: List[List[TIPS]],
+              reduction: str = 'stages',
+              **undo_kwargs) -> torch.Tensor:
+    """L_undo of TIPS layers grouped by :func:`tips_stages`.
+
+    Args:
+        stages (list[list[TIPS]]): The layers, grouped by downsampling step.
+        reduction (str): ``'stages'``: per stage, one MSE over its layers'
+            psi and targets concatenated along channels (the release's main
+            branch + shortcut), then the mean over stages (the release's
+            weights ``1 / num_down``); ``'layers'``: the mean over layers of
+            each layer's MSE. Defaults to ``'stages'``.
+        **undo_kwargs: Passed to :meth:`TIPS.undo_loss` (``max_shift``,
+            ``mode``, ``detach``, ``generator``).
+    """
+    if reduction == 'layers':
+        return torch.stack([m.undo_loss(**undo_kwargs) for s in stages
+                            for m in s]).mean()
+    per_stage = []
+    for stage in stages:
+        sizes = {tuple(m.last_input_size) for m in stage}
+        if len(sizes) > 1:
+            raise ValueError(
+                f"tips_cfg.undo_reduction='stages' pools the main branch "
+                f'and shortcut of a block into one MSE (as the release '
+                f'concatenates them), which needs inputs of one size; this '
+                f'block has TIPS inputs of sizes {sorted(sizes)}. Use '
+                "undo_reduction='layers'.")
+        per_stage.append(_channel_weighted_mean(
+            stage, [m.undo_loss(**undo_kwargs) for m in stage]))
+    return torch.stack(per_stage).mean()
+
+
 class TIPSRegularizerMixin:
     """Adds ``loss_fm`` and ``loss_undo`` to a segmentor's loss dict.
 
-    Mixed in before an mmseg segmentor class. Training progress (for the
-    L_undo switch at ``eps * max_iters``) comes from, in this order:
+    Mixed in before an mmseg segmentor class. ``tips_cfg`` keys (defaults in
+    ``DEFAULT_TIPS_CFG``):
+
+    - ``lambda_fm`` (1.0), ``alpha`` (0.35): the weights above (the
+      release's).
+    - ``eps`` (0.21): L_undo is on from ``eps * max_iters``; the release's
+      README example wakes it at epoch 100 of 480.
+    - ``undo_mode`` ('circular'): the shift T of L_undo rolls the layer's
+      input (``torch.roll``, as the release trains); 'standard' fills with
+      zeros.
+    - ``undo_range`` ('input'): the shift is drawn from ``[-m_h, m_h] x
+      [-m_w, m_w]`` with ``(m_h, m_w) = (H // 4, W // 4)`` of the NETWORK
+      input, the same m for every layer in that layer's own pixels (the
+      release; on small deep maps the roll wraps around); 'layer': H // 4,
+      W // 4 of each layer's own input.
+    - ``undo_shift`` (None): a fixed m (int or ``(m_h, m_w)``) for every
+      layer, in its own pixels, instead of ``undo_range``.
+    - ``undo_detach`` (True): no gradient through the target T(X) (the
+      release's stated intent); False: the target's gradient reaches the
+      layers before TIPS (the release's code as it runs).
+    - ``fm_reduction`` ('channels'): L_FM averaged over the channels of all
+      TIPS layers together (the release: a wide layer counts more);
+      'layers': every layer counts the same.
+    - ``undo_reduction`` ('stages'): L_undo per downsampling step, main
+      branch and shortcut of a block pooled into one MSE, steps averaged
+      (the release's ``1 / num_down``); 'layers': mean over layers.
+
+    The reductions follow the release by default because its training
+    script builds them on purpose (explicit concatenation, explicit
+    ``1 / num_down`` weights); the per-layer variants are there to compare.
+
+    Training progress (for the L_undo switch at ``eps * max_iters``) comes
+    from, in this order:
 
     1. :meth:`set_train_progress`, called by ``TIPSProgressHook`` before each
        training iteration;
@@ -62,18 +196,18 @@ class TIPSRegularizerMixin:
        hook): L_undo is ON, and a warning says so once.
 
     Losses: every task loss (keys containing ``loss``) is scaled by
-    ``1 - alpha``; ``loss_fm = lambda_fm * mean_layers(L_FM)``;
-    ``loss_undo = alpha * mean_layers(L_undo)`` once switched on, a constant
-    0 before (always logged). Every TIPS parameter gets a gradient from the
-    task loss and L_FM in every step, so DDP needs no
-    ``find_unused_parameters``. Without TIPS layers the loss dict is left
-    unchanged.
+    ``1 - alpha``; ``loss_fm = lambda_fm * L_FM``; ``loss_undo = alpha *
+    L_undo`` once switched on, a constant 0 before (always logged). Every
+    TIPS parameter gets a gradient from the task loss and L_FM in every
+    step, so DDP needs no ``find_unused_parameters``. Without TIPS layers
+    the loss dict is left unchanged.
     """
 
     def _init_tips_regularizer(self, tips_cfg: Optional[dict]):
         self.tips_cfg = _check_tips_cfg(tips_cfg)
         self._train_progress: Optional[Tuple[int, int]] = None
         self._warned_no_progress = False
+        self._tips_input_size: Optional[Tuple[int, int]] = None
         claim_regularization(self.backbone, type(self).__name__)
         head = getattr(self, 'decode_head', None)
         heads = head if isinstance(head, torch.nn.ModuleList) else [head]
@@ -115,8 +249,45 @@ class TIPSRegularizerMixin:
         cur_iter, max_iters = progress
         return cur_iter >= eps * max_iters
 
-    def add_tips_losses(self, losses: Dict) -> Dict:
-        """Scale the task losses and add ``loss_fm`` and ``loss_undo``."""
+    def undo_max_shift(self, input_size: Optional[Sequence[int]] = None
+                       ) -> Optional[Tuple[int, int]]:
+        """``(m_h, m_w)`` for every layer's L_undo, None = per layer.
+
+        Args:
+            input_size (Sequence[int], optional): (H, W) of the network
+                input. Defaults to None (that of the last
+                :meth:`extract_feat`).
+        """
+        cfg = self.tips_cfg
+        if cfg['undo_shift'] is not None:
+            return cfg['undo_shift']
+        if cfg['undo_range'] == 'layer':
+            return None
+        size = input_size if input_size is not None else \
+            self._tips_input_size
+        if size is None:
+            raise RuntimeError(
+                f"tips_cfg.undo_range='input' needs the network input size; "
+                f'{type(self).__name__} has not seen an input yet. Call '
+                'model.loss(inputs, data_samples), or pass input_size to '
+                'add_tips_losses().')
+        return int(size[-2]) // 4, int(size[-1]) // 4
+
+    def extract_feat(self, inputs: torch.Tensor):
+        # The L_undo range of the release is relative to the network input.
+        self._tips_input_size = tuple(inputs.shape[-2:])
+        return super().extract_feat(inputs)
+
+    def add_tips_losses(self,
+                        losses: Dict,
+                        input_size: Optional[Sequence[int]] = None) -> Dict:
+        """Scale the task losses and add ``loss_fm`` and ``loss_undo``.
+
+        Args:
+            losses (dict): The segmentor's losses of the current forward.
+            input_size (Sequence[int], optional): (H, W) of the network
+                input. Defaults to None (that of the last forward).
+        """
         layers = tips_layers(self)
         if not layers:
             return losses
@@ -125,13 +296,13 @@ class TIPSRegularizerMixin:
             k: _scale(v, 1 - cfg['alpha']) if 'loss' in k else v
             for k, v in losses.items()
         }
-        fm = torch.stack([m.failure_mode_loss() for m in layers]).mean()
+        fm = failure_mode_loss(layers, cfg['fm_reduction'])
         losses['loss_fm'] = cfg['lambda_fm'] * fm
         if self.undo_active():
-            undo = torch.stack([
-                m.undo_loss(cfg['undo_shift'], cfg['undo_mode'])
-                for m in layers
-            ]).mean()
+            undo = undo_loss(
+                tips_stages(self), cfg['undo_reduction'],
+                max_shift=self.undo_max_shift(input_size),
+                mode=cfg['undo_mode'], detach=cfg['undo_detach'])
             losses['loss_undo'] = cfg['alpha'] * undo
         else:
             losses['loss_undo'] = fm.new_zeros(())
@@ -140,4 +311,5 @@ class TIPSRegularizerMixin:
         return losses
 
     def loss(self, inputs, data_samples) -> Dict:
-        return self.add_tips_losses(super().loss(inputs, data_samples))
+        return self.add_tips_losses(
+            super().loss(inputs, data_samples), inputs.shape[-2:])
