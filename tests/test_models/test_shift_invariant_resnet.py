@@ -281,4 +281,4 @@ def test_filtered_shortcut_follows_main_branch(down):
         for shift in [(1, 0), (0, 1), (3, 5)]:
             torch.testing.assert_close(
                 model(roll(x, *shift))[-1].mean(dim=(2, 3)), ref,
-                rtol=1e-4, atol=1e-5)
+                rtol=1e-4, atol=1e-4)  # float sums in another order
