@@ -116,3 +116,78 @@ def test_temperature_formula_and_errors():
         LPSTemperatureHook(start=0.)
     with pytest.raises(ValueError, match='mode'):
         LPSTemperatureHook(mode='cosine')
+
+
+def release_multistep_linear(milestones, temperatures, epochs, init=1.0):
+    """LPS's linear multi-step scheduler as a state machine, stepped at the
+    end of every epoch: returns the temperature used in each epoch."""
+    used, value = [], init
+    t = offset = idx = 0
+    for counter in range(0, epochs):
+        used.append(value)  # epoch `counter` trains with the current value
+        counter += 1  # then the scheduler steps
+        if counter == 1:
+            t, offset = value, 1
+        if idx < len(milestones) and counter >= milestones[idx]:
+            idx += 1
+            t, offset = temperatures[idx - 1], milestones[idx - 1]
+        if idx < len(milestones):
+            s = (counter - offset) / (milestones[idx] - offset)
+            value = (1 - s) * t + s * temperatures[idx]
+        else:
+            value = temperatures[idx - 1]
+    return used
+
+
+@pytest.mark.parametrize('preset, milestones, temperatures', [
+    ('lps-seg', [0, 62, 82, 90], [1.0, 0.5, 0.05, 0.01]),
+    ('lps-seg-warmup', [10, 60, 82, 90], [0.5, 0.15, 0.05, 0.01]),
+    ('lps-seg-r101', [10, 80, 100, 125], [0.5, 0.3, 0.125, 0.01]),
+])
+def test_lps_presets_follow_the_release_scheduler(preset, milestones,
+                                                  temperatures):
+    hook = LPSTemperatureHook(preset=preset)
+    expected = release_multistep_linear(milestones, temperatures, 140)
+    got = [hook.knot_temperature(e) for e in range(140)]
+    assert got == pytest.approx(expected, abs=1e-9)
+    assert got[-1] == pytest.approx(0.01)
+
+
+def test_lps_seg_preset_values():
+    hook = LPSTemperatureHook(preset='lps-seg')
+    assert hook.knot_temperature(0) == 1.0
+    assert hook.knot_temperature(31) == pytest.approx(0.75)
+    assert hook.knot_temperature(62) == pytest.approx(0.5)
+    assert hook.knot_temperature(86) == pytest.approx(0.03)
+    assert hook.knot_temperature(90) == hook.knot_temperature(500) == 0.01
+
+
+def test_epoch_knots_in_an_iteration_based_run(tmp_path):
+    from mmengine.hooks import Hook
+    temps = []
+
+    class Spy(Hook):
+        priority = 'LOW'
+
+        def before_train_iter(self, runner, batch_idx, data_batch=None):
+            temps.append({m.temperature for m in runner.model.modules()
+                          if isinstance(m, LPS)})
+
+    # 4 samples, batch 2: 2 iterations per epoch (from the dataloader)
+    runner = _run(tmp_path, _model('EncoderDecoder', 'LPS'), [
+        dict(type='LPSTemperatureHook', knots=[(0, 1.0), (1, 0.5), (2, 0.1)]),
+        Spy()
+    ])
+    runner.train()
+    assert temps == [{1.0}, {1.0}, {0.5}, {0.5}]
+
+
+def test_knot_errors():
+    with pytest.raises(ValueError, match='Unknown LPSTemperatureHook preset'):
+        LPSTemperatureHook(preset='lps-cls')
+    with pytest.raises(ValueError, match='start at step 0'):
+        LPSTemperatureHook(knots=[(1, 1.0), (2, 0.5)])
+    with pytest.raises(ValueError, match='> 0'):
+        LPSTemperatureHook(knots=[(0, 1.0), (2, 0.0)])
+    with pytest.raises(ValueError, match='either preset or knots'):
+        LPSTemperatureHook(preset='lps-seg', knots=[(0, 1.0)])

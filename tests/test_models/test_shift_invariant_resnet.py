@@ -172,3 +172,113 @@ def test_lps_eval_is_one_hot_and_train_is_soft():
     model(x)
     w = model.layer2[0].down.last_weights
     assert set(w.unique().tolist()) <= {0., 1.}
+
+
+# --- the baselines as their authors ship them (keep_stem_max, per-stage LPS
+# width, low-pass in residual blocks) ---
+
+def ref_stem_max(x, kernel):
+    """Max over a k x k window at stride 1, written out: k=2 pads one
+    row/column circularly at the bottom/right (APS/LPS), k=3 pads 1 with
+    -inf (the stem max-pool's own padding)."""
+    n, c, h, w = x.shape
+    out = torch.empty_like(x)
+    for i in range(h):
+        for j in range(w):
+            if kernel == 2:
+                window = [x[:, :, (i + u) % h, (j + v) % w]
+                          for u in range(2) for v in range(2)]
+            else:
+                window = [x[:, :, i + u, j + v] for u in (-1, 0, 1)
+                          for v in (-1, 0, 1)
+                          if 0 <= i + u < h and 0 <= j + v < w]
+            out[:, :, i, j] = torch.stack(window).amax(dim=0)
+    return out
+
+
+@pytest.mark.parametrize('kernel', [2, 3])
+@pytest.mark.parametrize('down', ['BlurPool', 'APS', 'TIPS'])
+def test_keep_stem_max_structure(down, kernel):
+    torch.manual_seed(0)
+    kw = dict(depth=18, norm_cfg=BN, keep_stem_max=True,
+              stem_max_kernel=kernel)
+    model = (TIPSResNetV1c(**kw) if down == 'TIPS' else
+             ShiftInvariantResNetV1c(downsample_cfg=down, **kw)).eval()
+    plain = ShiftInvariantResNetV1c(depth=18, norm_cfg=BN,
+                                    downsample_cfg=down).eval()
+    # no new parameter or buffer: mmseg's ResNetV1c names all still load
+    assert set(model.state_dict()) == set(plain.state_dict())
+    assert set(ResNetV1c(depth=18, norm_cfg=BN).state_dict()) <= set(
+        model.state_dict())
+    assert not list(model.stem_max.parameters())
+    seen = {}
+    model.stem_max.register_forward_hook(
+        lambda m, i, o: seen.update(max_in=i[0], max_out=o))
+    model.maxpool.register_forward_hook(
+        lambda m, i, o: seen.update(down_in=i[0]))
+    x = torch.randn(2, 3, 37, 50)
+    with torch.no_grad():
+        outs = model(x)
+        ref_outs = plain(x)
+    # max at stride 1 (same size), then the downsampler on its output
+    assert seen['max_out'].shape == seen['max_in'].shape
+    assert seen['down_in'] is seen['max_out']
+    torch.testing.assert_close(seen['max_out'],
+                               ref_stem_max(seen['max_in'], kernel))
+    assert [o.shape for o in outs] == [o.shape for o in ref_outs]
+
+
+def test_keep_stem_max_needs_a_downsampler():
+    with pytest.raises(ValueError, match='keep_stem_max'):
+        ShiftInvariantResNetV1c(depth=18, keep_stem_max=True)
+    with pytest.raises(ValueError, match='stem_max_kernel'):
+        ShiftInvariantResNetV1c(depth=18, downsample_cfg='APS',
+                                keep_stem_max=True, stem_max_kernel=4)
+
+
+def test_lps_hidden_width_per_stage():
+    """LPS's ResNets: the stem's two layers get the first width, the
+    downsampler of layer{i+1} the i-th; shortcuts have no scorer."""
+    model = ShiftInvariantResNetV1c(
+        depth=18, norm_cfg=BN,
+        downsample_cfg=dict(type='LPS', hidden_channels=(8, 16, 24, 32)))
+    hid = {name: m.scorer.conv1.out_channels
+           for name, m in model.main_downsamplers().items()}
+    assert hid == {'stem_down': 8, 'maxpool': 8, 'layer2.0.down': 16,
+                   'layer3.0.down': 24, 'layer4.0.down': 32}
+    assert model.layer3[0].down.scorer.conv2.out_channels == 24  # 'lps' head
+    assert isinstance(model.layer3[0].shortcut_down, PolyphaseFollower)
+    with pytest.raises(ValueError, match='one entry per stage'):
+        ShiftInvariantResNetV1c(
+            depth=18, norm_cfg=BN,
+            downsample_cfg=dict(type='LPS', hidden_channels=(8, 16)))
+
+
+def test_stem_down_cfg_overrides_only_the_first_stem_layer():
+    model = ShiftInvariantResNetV1c(
+        depth=18, norm_cfg=BN, downsample_cfg=dict(type='LPS', filter_size=3),
+        stem_down_cfg=dict(filter_size=1))
+    assert model.stem_down.filter_size == 1
+    assert model.maxpool.filter_size == 3
+    assert model.layer2[0].down.filter_size == 3
+
+
+@pytest.mark.parametrize('down', ['APS', 'LPS'])
+def test_filtered_shortcut_follows_main_branch(down):
+    """Paper-protocol stem and blocks stay exactly circularly invariant."""
+    model = ShiftInvariantResNetV1c(
+        depth=18, norm_cfg=BN, circular_padding=True, keep_stem_max=True,
+        downsample_cfg=dict(type=down, filter_size=3,
+                            odd_padding='circular-bottom-right')).eval()
+    block = model.layer2[0]
+    assert (block.shortcut_down.filter_size,
+            block.shortcut_down.odd_padding) == (3, 'circular-bottom-right')
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        ref = model(x)[-1].mean(dim=(2, 3))
+        torch.testing.assert_close(block.shortcut_down.last_weights,
+                                   block.down.last_weights)
+        for shift in [(1, 0), (0, 1), (3, 5)]:
+            torch.testing.assert_close(
+                model(roll(x, *shift))[-1].mean(dim=(2, 3)), ref,
+                rtol=1e-4, atol=1e-4)  # float sums in another order

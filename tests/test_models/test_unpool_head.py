@@ -69,3 +69,25 @@ def test_trains_with_soft_lps_weights_at_odd_size():
         samples.append(s)
     losses = model.loss(torch.randn(2, 3, 45, 51), samples)
     assert torch.isfinite(losses['decode.loss_ce'])
+
+
+@pytest.mark.parametrize('mode', ['circular-bottom-right', 'zero-bottom-right'])
+def test_paper_protocol_backbone_unpools_odd_maps_on_the_padded_side(mode):
+    """APS/LPS's bottom/right odd padding and a filtered, MaxBlur stem on an
+    odd input: every layer pads as configured and the head, cropping the
+    side each layer padded (values checked in test_baseline_fidelity),
+    returns logits of the input's size."""
+    torch.manual_seed(0)
+    cfg = model_cfg(dict(type='APS', filter_size=3, odd_padding=mode))
+    cfg['backbone'].update(keep_stem_max=True)
+    model = MODELS.build(cfg).eval()
+    seen = []
+    stem = model.backbone.stem_down
+    stem.register_forward_hook(lambda m, i, o: seen.append(m.odd_padding))
+    x = torch.randn(1, 3, 37, 45)
+    with torch.no_grad():
+        out = model.encode_decode(x, [dict(img_shape=(37, 45))])
+    assert out.shape[-2:] == (37, 45)
+    assert seen == [mode]
+    assert all(d.odd_padding == mode
+               for d in model.backbone.main_downsamplers().values())

@@ -25,11 +25,12 @@ element ``y`` and the input window ``w`` its output location covers:
 Windows, per kind of layer:
 
 * APS / LPS / TIPS (:class:`PolyphaseDownsample`): the 2x2 windows
-  ``X[n, c, 2i:2i+2, 2j:2j+2]`` of the input after the layer's own top/left
-  padding of odd sizes (:func:`pad_to_even`). Norms for ``msb_phase`` are
-  per sample over (C, h, w) when the layer's weights are per sample
-  (N, 1, 4: APS, LPS), per (sample, channel) over (h, w) when they are per
-  channel (N, C, 4: TIPS) - the granularity at which the layer chooses.
+  ``X[n, c, 2i:2i+2, 2j:2j+2]`` of the input after the layer's own
+  low-pass (if any) and padding of odd sizes (``polyphase_input``). Norms
+  for ``msb_phase`` are per sample over (C, h, w) when the layer's weights
+  are per sample (N, 1, 4: APS, LPS), per (sample, channel) over (h, w)
+  when they are per channel (N, C, 4: TIPS) - the granularity at which the
+  layer chooses.
 * Strided conv (stride s): measured on the conv's stride-1 response ``R``
   (same weights, padding and dilation, stride 1), which holds the strided
   output at ``R[s*i, s*j]``; windows ``R[s*i:s*i+s, s*j:s*j+s]`` (partial at
@@ -60,7 +61,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..models.layers import (BlurPool, PolyphaseDownsample, pad_to_even,
+from ..models.layers import (BlurPool, PolyphaseDownsample,
                              polyphase_split)
 from ..models.layers.polyphase import NUM_COMPONENTS, STRIDE
 
@@ -93,7 +94,8 @@ def downsample_kind(module: nn.Module,
     """
     if isinstance(module, PolyphaseDownsample):
         return 'polyphase'
-    if isinstance(module, BlurPool):
+    if isinstance(module, BlurPool) and module.stride > 1:
+        # (stride 1: the low-pass inside APS/LPS, not a downsampler)
         return 'blurpool'
     if subsample_types and isinstance(module, tuple(subsample_types)):
         return 'subsample'
@@ -349,7 +351,7 @@ def measure_layer(stats: LayerMSB, module: nn.Module, x: torch.Tensor,
     """
     kind = stats.kind
     if kind == 'polyphase':
-        components = polyphase_split(pad_to_even(x.float()))
+        components = polyphase_split(module.polyphase_input(x.float()))
         stats.add_windows(y, components.amax(dim=2), components.amin(dim=2))
         if module.last_weights is not None:
             stats.add_phase(

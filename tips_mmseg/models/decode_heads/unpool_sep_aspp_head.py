@@ -16,7 +16,8 @@ _BILINEAR_2X = torch.tensor([[.25, .5, .25], [.5, 1., .5], [.25, .5, .25]])
 
 
 def unpool_bilinear(y: torch.Tensor, weights: torch.Tensor,
-                    output_size: Sequence[int]) -> torch.Tensor:
+                    output_size: Sequence[int],
+                    odd_padding: str = 'reflect-top-left') -> torch.Tensor:
     """Polyphase unpooling, then a fixed circular bilinear fill.
 
     Unpooling puts ``y`` back into the component the downsampler kept (zeros
@@ -29,11 +30,13 @@ def unpool_bilinear(y: torch.Tensor, weights: torch.Tensor,
         y (Tensor): (N, C, h, w) low-resolution map.
         weights (Tensor): (N, 1, 4) weights of the matching downsampler.
         output_size (Sequence[int]): (H, W) of the map before downsampling.
+        odd_padding (str): The downsampler's ``odd_padding`` (which side
+            of an odd map to crop). Defaults to 'reflect-top-left'.
 
     Returns:
         Tensor: (N, C, H, W).
     """
-    up = polyphase_unpool(y, weights, output_size)
+    up = polyphase_unpool(y, weights, output_size, odd_padding)
     kernel = _BILINEAR_2X.to(up).expand(up.shape[1], 1, 3, 3)
     return F.conv2d(F.pad(up, (1, 1, 1, 1), mode='circular'), kernel,
                     groups=up.shape[1])
@@ -92,7 +95,8 @@ class UnpoolDepthwiseSeparableASPPHead(DepthwiseSeparableASPPHead):
                 break
             in_size = tuple(down.last_input_size)
             if tuple((s + 1) // 2 for s in in_size) == tuple(x.shape[-2:]):
-                x = unpool_bilinear(x, down.last_weights, in_size)
+                x = unpool_bilinear(x, down.last_weights, in_size,
+                                    down.odd_padding)
         if tuple(x.shape[-2:]) != size:
             raise RuntimeError(
                 f'{type(self).__name__} could not unpool a '

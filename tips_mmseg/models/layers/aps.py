@@ -19,13 +19,22 @@ class APS(PolyphaseDownsample):
     Args:
         channels (int): Channels of the input map.
         p (float): Order of the norm. Defaults to 2.
+        filter_size (int): Binomial low-pass (circular, stride 1) before the
+            choice, as APS's release ``filter_size``; the norms are taken on
+            the filtered map, as in its current models. 1 = none.
+            Defaults to 1.
+        odd_padding (str): See :class:`PolyphaseDownsample`; APS's release
+            pads 'circular-bottom-right'. Defaults to 'reflect-top-left'.
         init_cfg (dict, optional): mmengine initialization config.
             Defaults to None.
     """
 
     def __init__(self, channels: int, p: float = 2.0,
+                 filter_size: int = 1,
+                 odd_padding: str = 'reflect-top-left',
                  init_cfg: Optional[dict] = None):
-        super().__init__(channels, init_cfg=init_cfg)
+        super().__init__(channels, init_cfg=init_cfg, odd_padding=odd_padding,
+                         filter_size=filter_size)
         self.p = p
 
     def component_weights(self, x: torch.Tensor) -> torch.Tensor:
@@ -40,4 +49,5 @@ class APS(PolyphaseDownsample):
         return True
 
     def extra_repr(self) -> str:
-        return f'channels={self.channels}, p={self.p}'
+        return (f'channels={self.channels}, p={self.p}, filter_size='
+                f'{self.filter_size}, odd_padding={self.odd_padding}')

@@ -4,7 +4,9 @@ from typing import Optional
 import torch
 from mmengine.model import BaseModule
 
-from .polyphase import NUM_COMPONENTS, mix_phases, pad_to_even, select_phase
+from .binomial import BINOMIAL_TAPS
+from .polyphase import (NUM_COMPONENTS, check_odd_padding, mix_phases,
+                        pad_to_even, select_phase)
 
 
 def check_input(layer: torch.nn.Module, x: torch.Tensor, channels: int):
@@ -26,28 +28,78 @@ def check_input(layer: torch.nn.Module, x: torch.Tensor, channels: int):
 class PolyphaseDownsample(BaseModule):
     """Base of layers that keep a (weighted) choice of the four components.
 
-    Subclasses compute ``component_weights``; this class pads odd maps, mixes
-    (or selects) the components through a view of the map - no split copy -
-    and remembers the weights of the last forward in ``last_weights``
+    Subclasses compute ``component_weights``; this class low-passes the map
+    (``filter_size > 1``), pads odd maps (``odd_padding``), mixes (or
+    selects) the components through a view of the map - no split copy - and
+    remembers the weights of the last forward in ``last_weights``
     (N, C or 1, 4), so that a shortcut branch can follow the same choice and
     analyses (MSB) can read it.
 
     Args:
         channels (int): Channels of the input map.
+        odd_padding (str): How odd maps are padded to even, one of
+            ``ODD_PADDING_MODES``: 'reflect-top-left' (ours),
+            'circular-bottom-right' (APS's release), 'zero-bottom-right'
+            (LPS's release). Also settable after building (layers whose
+            ``__init__`` does not take it, e.g. TIPS, get it from
+            :func:`build_downsample`). Defaults to 'reflect-top-left'.
+        filter_size (int): Taps of a binomial low-pass (BlurPool's filter,
+            circular padding, stride 1) applied before the choice, as APS's
+            and LPS's releases offer; 1 = none. Defaults to 1.
         init_cfg (dict, optional): mmengine initialization config.
             Defaults to None.
     """
 
-
-    def __init__(self, channels: int, init_cfg: Optional[dict] = None):
+    def __init__(self, channels: int, init_cfg: Optional[dict] = None,
+                 odd_padding: str = 'reflect-top-left',
+                 filter_size: int = 1):
         super().__init__(init_cfg=init_cfg)
         if not isinstance(channels, int) or channels < 1:
             raise ValueError(f'{type(self).__name__} needs a positive int '
                              f'`channels`, got {channels!r}.')
         self.channels = channels
+        self.odd_padding = odd_padding
+        self.filter_size = filter_size
+        self.lowpass = None
+        if filter_size not in BINOMIAL_TAPS:
+            raise ValueError(
+                f'{type(self).__name__} filter_size must be one of '
+                f'{sorted(BINOMIAL_TAPS)} (1 = no low-pass), got '
+                f'{filter_size!r}.')
+        if filter_size != 1:
+            # Imported here: blurpool imports check_input from this module.
+            from .blurpool import BlurPool
+
+            # Circular, so the filter commutes with circular shifts and the
+            # choice after it stays exactly invariant.
+            self.lowpass = BlurPool(channels, filter_size,
+                                    pad_mode='circular', stride=1)
         self.last_weights: Optional[torch.Tensor] = None
         # (H, W) before padding of the last input: unpooling restores it.
         self.last_input_size: Optional[torch.Size] = None
+
+    @property
+    def odd_padding(self) -> str:
+        return self._odd_padding
+
+    @odd_padding.setter
+    def odd_padding(self, mode: str):
+        self._odd_padding = check_odd_padding(mode)
+
+    def polyphase_input(self, x: torch.Tensor) -> torch.Tensor:
+        """The even-sized map whose components the layer chooses from: ``x``
+        low-passed (``filter_size > 1``), then padded (``odd_padding``)."""
+        if self.lowpass is not None:
+            x = self.lowpass(x)
+        return pad_to_even(x, self.odd_padding)
+
+    def make_follower(self, channels: int) -> 'PolyphaseDownsample':
+        """A parameter-free layer for a shortcut that keeps this layer's
+        choice, with the same low-pass and odd padding (as APS's and LPS's
+        releases filter their shortcuts too)."""
+        from .follower import PolyphaseFollower
+        return PolyphaseFollower(channels, odd_padding=self.odd_padding,
+                                 filter_size=self.filter_size)
 
     def component_weights(self, x: torch.Tensor) -> torch.Tensor:
         """Weights (N, C or 1, 4) of the components of the even map ``x``.
@@ -73,7 +125,7 @@ class PolyphaseDownsample(BaseModule):
         """
         check_input(self, x, self.channels)
         self.last_input_size = x.shape[-2:]
-        x = pad_to_even(x)
+        x = self.polyphase_input(x)
         if weights is None:
             weights = self.component_weights(x)
         self.last_weights = weights.detach()

@@ -6,40 +6,28 @@ import torch.nn.functional as F
 from mmengine.model import BaseModule
 
 from mmseg.registry import MODELS
+from ..circular import circular_pad
 from .base import check_input
-
-# Binomial taps: row n of Pascal's triangle.
-BINOMIAL_TAPS = {
-    1: (1., ),
-    2: (1., 1.),
-    3: (1., 2., 1.),
-    4: (1., 3., 3., 1.),
-    5: (1., 4., 6., 4., 1.),
-    6: (1., 5., 10., 10., 5., 1.),
-    7: (1., 6., 15., 20., 15., 6., 1.),
-}
-
-
-def binomial_kernel(filter_size: int) -> torch.Tensor:
-    """2-D binomial low-pass (outer product of binomial taps), sums to 1."""
-    if filter_size not in BINOMIAL_TAPS:
-        raise ValueError(f'BlurPool filter_size must be one of '
-                         f'{sorted(BINOMIAL_TAPS)}, got {filter_size}.')
-    taps = torch.tensor(BINOMIAL_TAPS[filter_size])
-    kernel = taps[:, None] * taps[None, :]
-    return kernel / kernel.sum()
+from .binomial import binomial_kernel
 
 
 @MODELS.register_module()
 class BlurPool(BaseModule):
     """Depthwise binomial blur, then stride-2 subsampling.
 
+    With ``stride=1`` it is the plain low-pass that APS and LPS apply before
+    their choice (``APS(filter_size=k)``): the one place where the binomial
+    filter is built and applied.
+
     Args:
         channels (int): Channels of the input map.
         filter_size (int): Taps of the binomial filter (3: [1, 2, 1],
-            4: [1, 3, 3, 1]). Defaults to 3.
+            4: [1, 3, 3, 1]). Defaults to 3 (the TIPS release's comparison;
+            antialiased-cnns' models use 4, see docs/fidelity.md).
         pad_mode (str): Padding of the blur ('reflect', 'replicate',
-            'circular', 'zeros'). Defaults to 'reflect'.
+            'circular', 'zeros'). 'circular' wraps around as often as needed
+            (any map size). Defaults to 'reflect'.
+        stride (int): 2 (BlurPool) or 1 (low-pass only). Defaults to 2.
         init_cfg (dict, optional): mmengine initialization config.
             Defaults to None.
     """
@@ -48,18 +36,23 @@ class BlurPool(BaseModule):
                  channels: int,
                  filter_size: int = 3,
                  pad_mode: str = 'reflect',
+                 stride: int = 2,
                  init_cfg: Optional[dict] = None):
         super().__init__(init_cfg=init_cfg)
         if pad_mode not in ('reflect', 'replicate', 'circular', 'zeros'):
             raise ValueError(f'Unknown BlurPool pad_mode {pad_mode!r}.')
+        if stride not in (1, 2):
+            raise ValueError(f'BlurPool stride must be 1 or 2, got {stride}.')
         self.channels = channels
         self.filter_size = filter_size
         self.pad_mode = pad_mode
+        self.stride = stride
         kernel = binomial_kernel(filter_size)
         self.register_buffer(
             'kernel', kernel.expand(channels, 1, -1, -1).contiguous(),
             persistent=False)
-        # Output ceil(H/2) for any H: pad (k-1)//2 before, k//2 after.
+        # Output ceil(H/2) (stride 2) or H (stride 1) for any H: pad
+        # (k-1)//2 before, k//2 after, as antialiased-cnns, APS and LPS do.
         self.padding = ((filter_size - 1) // 2, filter_size // 2) * 2
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -69,11 +62,13 @@ class BlurPool(BaseModule):
             mode = 'replicate'  # reflect needs more pixels than the padding
         if mode == 'zeros':
             x = F.pad(x, self.padding)
+        elif mode == 'circular':
+            x = circular_pad(x, self.padding)
         else:
             x = F.pad(x, self.padding, mode=mode)
-        return F.conv2d(x, self.kernel.to(x.dtype), stride=2,
+        return F.conv2d(x, self.kernel.to(x.dtype), stride=self.stride,
                         groups=self.channels)
 
     def extra_repr(self) -> str:
         return (f'channels={self.channels}, filter_size={self.filter_size}, '
-                f'pad_mode={self.pad_mode}')
+                f'pad_mode={self.pad_mode}, stride={self.stride}')

@@ -4,6 +4,7 @@ from typing import Optional, Union
 import torch.nn as nn
 
 from mmseg.registry import MODELS
+from .base import PolyphaseDownsample
 
 #: Layers ``build_downsample`` accepts (their registry names).
 DOWNSAMPLE_LAYERS = ('TIPS', 'BlurPool', 'APS', 'LPS')
@@ -15,7 +16,8 @@ def build_downsample(cfg: Optional[Union[dict, str]],
 
     Args:
         cfg (dict | str | None): ``dict(type='TIPS', ...)``, a bare name like
-            ``'TIPS'``, or None (no layer: plain strided subsampling).
+            ``'TIPS'``, or None (no layer: plain strided subsampling). Any
+            polyphase layer (TIPS, APS, LPS) takes ``odd_padding`` here.
         channels (int): Channels of the maps it will downsample.
 
     Returns:
@@ -38,4 +40,14 @@ def build_downsample(cfg: Optional[Union[dict, str]],
         raise ValueError(f'{layer_type} cfg says channels={cfg["channels"]} '
                          f'but it is placed on a {channels}-channel map.')
     cfg['channels'] = channels
-    return MODELS.build(cfg)
+    # Set after building, so every polyphase layer takes it (TIPS's
+    # __init__ leaves it to the shared base).
+    odd_padding = cfg.pop('odd_padding', None)
+    layer = MODELS.build(cfg)
+    if odd_padding is not None:
+        if not isinstance(layer, PolyphaseDownsample):
+            raise ValueError(
+                f'{layer_type} has no odd_padding (only the polyphase layers '
+                "TIPS, APS, LPS do); BlurPool pads by its 'pad_mode'.")
+        layer.odd_padding = odd_padding
+    return layer

@@ -1,4 +1,6 @@
 """A parameter-free polyphase layer that keeps a choice made elsewhere."""
+from typing import Optional
+
 import torch
 
 from mmseg.registry import MODELS
@@ -16,9 +18,18 @@ class PolyphaseFollower(PolyphaseDownsample):
 
     Args:
         channels (int): Channels of the input map.
+        odd_padding (str): As the main branch's layer. Defaults to
+            'reflect-top-left'.
+        filter_size (int): As the main branch's layer (its low-pass is
+            applied here too). Defaults to 1.
         init_cfg (dict, optional): mmengine initialization config.
             Defaults to None.
     """
+
+    def __init__(self, channels: int, odd_padding: str = 'reflect-top-left',
+                 filter_size: int = 1, init_cfg: Optional[dict] = None):
+        super().__init__(channels, init_cfg=init_cfg, odd_padding=odd_padding,
+                         filter_size=filter_size)
 
     def component_weights(self, x: torch.Tensor) -> torch.Tensor:
         raise RuntimeError(

@@ -10,25 +10,38 @@ from .base import PolyphaseDownsample, one_hot_weights
 from .polyphase import NUM_COMPONENTS, polyphase_view
 
 
+#: Logits nets: 'lps' = LPS's release, conv3x3(C->hid)-ReLU-conv3x3(hid->hid)
+#: then the mean over (hid, h, w); 'compact' = conv3x3(C->hid)-ReLU-
+#: conv3x3(hid->1) then the mean over (h, w).
+SCORERS = ('lps', 'compact')
+
+
 class ComponentScorer(nn.Module):
     """Small net that gives each polyphase component one logit.
 
-    conv3x3 - ReLU - conv3x3 (to one channel) - spatial mean, shared across the
-    four components. Circular padding makes each score invariant to circular
-    shifts of its component, so the choice is invariant to circular shifts of
-    the input.
+    conv3x3 - ReLU - conv3x3 - mean over channels and space, shared across
+    the four components. Circular padding makes each score invariant to
+    circular shifts of its component, so the choice is invariant to circular
+    shifts of the input.
 
     Args:
         channels (int): Channels of a component.
         hidden_channels (int): Width of the hidden layer.
+        scorer (str): 'lps' (second conv hid -> hid, as LPS's release) or
+            'compact' (second conv hid -> 1). Defaults to 'lps'.
     """
 
-    def __init__(self, channels: int, hidden_channels: int):
+    def __init__(self, channels: int, hidden_channels: int,
+                 scorer: str = 'lps'):
         super().__init__()
+        if scorer not in SCORERS:
+            raise ValueError(f'LPS scorer must be one of {SCORERS}, got '
+                             f'{scorer!r}.')
         self.conv1 = nn.Conv2d(channels, hidden_channels, 3, padding=1,
                                padding_mode='circular')
-        self.conv2 = nn.Conv2d(hidden_channels, 1, 3, padding=1,
-                               padding_mode='circular')
+        self.conv2 = nn.Conv2d(hidden_channels,
+                               hidden_channels if scorer == 'lps' else 1, 3,
+                               padding=1, padding_mode='circular')
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Logits (N, 4) of the components of the even map ``x``."""
@@ -52,9 +65,20 @@ class LPS(PolyphaseDownsample):
 
     Args:
         channels (int): Channels of the input map.
-        hidden_channels (int): Width of the scoring net. Defaults to 32.
+        hidden_channels (int): Width of the scoring net. In a backbone's
+            ``downsample_cfg`` a sequence (one width per stage, e.g. LPS's
+            ``(64, 128, 256, 512)``) is resolved per layer by the backbone.
+            Defaults to 32.
         temperature (float): Gumbel-softmax temperature, settable at any time
             (e.g. by :class:`LPSTemperatureHook`). Defaults to 1.0.
+        scorer (str): Logits net: 'lps' (conv3x3(C->hid)-ReLU-
+            conv3x3(hid->hid)-mean, LPS's release) or 'compact'
+            (conv3x3(C->hid)-ReLU-conv3x3(hid->1)-mean). Defaults to 'lps'.
+        filter_size (int): Binomial low-pass (circular, stride 1) before the
+            choice (LPS's "lpf" runs); the logits see the filtered map, as
+            in LPS's release. 1 = none. Defaults to 1.
+        odd_padding (str): See :class:`PolyphaseDownsample`; LPS's release
+            pads 'zero-bottom-right'. Defaults to 'reflect-top-left'.
         init_cfg (dict, optional): mmengine initialization config.
             Defaults to None.
     """
@@ -63,9 +87,19 @@ class LPS(PolyphaseDownsample):
                  channels: int,
                  hidden_channels: int = 32,
                  temperature: float = 1.0,
+                 scorer: str = 'lps',
+                 filter_size: int = 1,
+                 odd_padding: str = 'reflect-top-left',
                  init_cfg: Optional[dict] = None):
-        super().__init__(channels, init_cfg=init_cfg)
-        self.scorer = ComponentScorer(channels, hidden_channels)
+        super().__init__(channels, init_cfg=init_cfg, odd_padding=odd_padding,
+                         filter_size=filter_size)
+        if not isinstance(hidden_channels, int) or hidden_channels < 1:
+            raise ValueError(
+                f'LPS hidden_channels must be a positive int, got '
+                f'{hidden_channels!r}; a per-stage sequence is resolved only '
+                'inside a backbone downsample_cfg (ShiftInvariantResNet).')
+        self.scorer_type = scorer
+        self.scorer = ComponentScorer(channels, hidden_channels, scorer)
         self.temperature = temperature
         self.last_logits: Optional[torch.Tensor] = None
 
@@ -91,4 +125,6 @@ class LPS(PolyphaseDownsample):
         return not self.training
 
     def extra_repr(self) -> str:
-        return f'channels={self.channels}, temperature={self.temperature}'
+        return (f'channels={self.channels}, temperature={self.temperature}, '
+                f'scorer={self.scorer_type}, filter_size={self.filter_size}, '
+                f'odd_padding={self.odd_padding}')

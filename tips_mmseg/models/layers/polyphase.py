@@ -16,24 +16,59 @@ NUM_COMPONENTS = STRIDE * STRIDE
 COMPONENT_OFFSETS: Tuple[Tuple[int, int], ...] = ((0, 0), (0, 1), (1, 0), (1, 1))
 
 
-def pad_to_even(x: torch.Tensor) -> torch.Tensor:
-    """Pad one row/column at the top/left where H or W is odd.
+#: How a layer pads an odd-sized map to even before splitting it: ours, and
+#: the ones APS's and LPS's releases use.
+ODD_PADDING_MODES = ('reflect-top-left', 'circular-bottom-right',
+                     'zero-bottom-right')
 
-    Reflect padding where possible; a side of length 1 cannot be reflected
-    and is replicated instead. Output is ``2 * ceil(H / 2)`` by
-    ``2 * ceil(W / 2)``, so every stride-2 layer yields ``ceil(H / 2)``.
+
+def check_odd_padding(mode: str) -> str:
+    """Return ``mode`` if it is one of :data:`ODD_PADDING_MODES`."""
+    if mode not in ODD_PADDING_MODES:
+        raise ValueError(f'odd_padding must be one of {ODD_PADDING_MODES}, '
+                         f'got {mode!r}.')
+    return mode
+
+
+def pad_to_even(x: torch.Tensor,
+                mode: str = 'reflect-top-left') -> torch.Tensor:
+    """Pad one row/column where H or W is odd.
+
+    Output is ``2 * ceil(H / 2)`` by ``2 * ceil(W / 2)``, so every stride-2
+    layer yields ``ceil(H / 2)``.
 
     Args:
         x (Tensor): (N, C, H, W) map.
+        mode (str): Where and with what to pad (:data:`ODD_PADDING_MODES`):
+            'reflect-top-left' (ours: reflect where possible, a side of
+            length 1 is replicated), 'circular-bottom-right' (APS's release:
+            the first row/column repeated after the last) or
+            'zero-bottom-right' (LPS's release). Defaults to
+            'reflect-top-left'.
 
     Returns:
         Tensor: (N, C, H + H % 2, W + W % 2) map (``x`` itself if even).
     """
+    check_odd_padding(mode)
     pad_h, pad_w = x.shape[-2] % 2, x.shape[-1] % 2
     if not (pad_h or pad_w):
         return x
-    mode = 'reflect' if min(x.shape[-2:]) > 1 else 'replicate'
-    return F.pad(x, (pad_w, 0, pad_h, 0), mode=mode)
+    if mode == 'zero-bottom-right':
+        return F.pad(x, (0, pad_w, 0, pad_h))
+    if mode == 'circular-bottom-right':
+        return F.pad(x, (0, pad_w, 0, pad_h), mode='circular')
+    pad_mode = 'reflect' if min(x.shape[-2:]) > 1 else 'replicate'
+    return F.pad(x, (pad_w, 0, pad_h, 0), mode=pad_mode)
+
+
+def crop_padding(x: torch.Tensor, size, mode: str = 'reflect-top-left'
+                 ) -> torch.Tensor:
+    """Inverse of :func:`pad_to_even` on a full-size map: drop the padded
+    row/column so ``x`` is ``size`` (H, W) again."""
+    h, w = size
+    if check_odd_padding(mode).endswith('top-left'):
+        return x[..., x.shape[-2] - h:, x.shape[-1] - w:]
+    return x[..., :h, :w]
 
 
 def polyphase_split(x: torch.Tensor) -> torch.Tensor:

@@ -5,12 +5,13 @@ import torch
 from mmengine.model import BaseModule
 
 from mmseg.registry import MODELS
-from .polyphase import polyphase_merge
+from .polyphase import crop_padding, polyphase_merge
 
 
 def polyphase_unpool(y: torch.Tensor,
                      weights: torch.Tensor,
-                     output_size: Optional[Sequence[int]] = None
+                     output_size: Optional[Sequence[int]] = None,
+                     odd_padding: str = 'reflect-top-left'
                      ) -> torch.Tensor:
     """Put a low-res map back into the component(s) a downsampler chose.
 
@@ -23,8 +24,11 @@ def polyphase_unpool(y: torch.Tensor,
         weights (Tensor): (N, 1 or C, 4) weights of the matching downsampler
             (its ``last_weights``).
         output_size (Sequence[int], optional): (H, W) of the map before
-            downsampling; crops the top/left padding row/column of odd sizes.
+            downsampling; crops the padding row/column of odd sizes.
             Defaults to None (2h x 2w).
+        odd_padding (str): Where the downsampler padded odd sizes (its
+            ``odd_padding``): the crop removes that side. Defaults to
+            'reflect-top-left'.
 
     Returns:
         Tensor: (N, C, 2h, 2w), or ``output_size``.
@@ -32,8 +36,7 @@ def polyphase_unpool(y: torch.Tensor,
     components = y.unsqueeze(2) * weights.to(y.dtype)[..., None, None]
     out = polyphase_merge(components)
     if output_size is not None:
-        h, w = output_size
-        out = out[..., out.shape[-2] - h:, out.shape[-1] - w:]
+        out = crop_padding(out, output_size, odd_padding)
     return out
 
 
@@ -62,4 +65,6 @@ class PolyphaseUnpool(BaseModule):
                     'pass weights=... or pair it with an APS/LPS layer that '
                     'has run a forward.')
             weights = self.downsample.last_weights
-        return polyphase_unpool(y, weights, output_size)
+        odd_padding = getattr(self.downsample, 'odd_padding',
+                              'reflect-top-left')
+        return polyphase_unpool(y, weights, output_size, odd_padding)
