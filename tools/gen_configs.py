@@ -6,19 +6,9 @@ the generated files are committed as plain configs).
 A variant is one entry of ``VARIANTS``; it is written for every dataset
 family (VOC and Cityscapes) and depth unless it names its ``datasets``.
 ``*-paper`` variants train as the method's official release does (see
-docs/fidelity.md). Adding one is a few lines, e.g.::
-
-    'blurpool-paper': dict(
-        downsample="dict(type='BlurPool', filter_size=4)",
-        backbone=('keep_stem_max=True', )),
-    'aps-paper': dict(
-        downsample="dict(type='APS', filter_size=3, "
-                   "odd_padding='circular-bottom-right')",
-        backbone=('keep_stem_max=True', )),
-    'lps-paper': dict(
-        downsample="dict(type='LPS', filter_size=3, hidden_channels=(64, "
-                   "128, 256, 512), odd_padding='zero-bottom-right')",
-        lps_hook=True),
+docs/fidelity.md): TIPS as its release trains it, BlurPool, APS and LPS as
+antialiased-cnns, truly_shift_invariant_cnns and learnable_polyphase_sampling
+build them.
 """
 import os
 import os.path as osp
@@ -57,7 +47,8 @@ PAPER_CLIP_GRAD = dict(max_norm=1.0, norm_type=2)
 #   backbone: extra backbone arguments, as config source
 #   tips_cfg: the regularizers (makes the model a TIPSEncoderDecoder)
 #   unpool: circular padding + UnpoolDepthwiseSeparableASPPHead
-#   lps_hook: LPS temperature schedule hook
+#   lps_hook: LPS temperature schedule hook (True: our closed-form
+#             schedule; a string: the hook's arguments as config source)
 #   clip_grad: optim_wrapper.clip_grad
 #   datasets: the families it is written for (default: all)
 VARIANTS = {
@@ -69,6 +60,18 @@ VARIANTS = {
     'tips-paper': dict(
         downsample="dict(type='TIPS', tau_pairing='release')",
         tips_cfg=PAPER_TIPS_CFG, clip_grad=PAPER_CLIP_GRAD),
+    'blurpool-paper': dict(
+        downsample="dict(type='BlurPool', filter_size=4)",
+        backbone=('keep_stem_max=True', )),
+    'aps-paper': dict(
+        downsample="dict(type='APS', filter_size=3, "
+        "odd_padding='circular-bottom-right')",
+        backbone=('keep_stem_max=True', 'circular_padding=True')),
+    'lps-paper': dict(
+        downsample="dict(type='LPS', scorer='lps', hidden_channels=(64, "
+        "128, 256, 512), filter_size=3, odd_padding='zero-bottom-right')",
+        backbone=('keep_stem_max=True', 'stem_down_cfg=dict(filter_size=1)'),
+        lps_hook="preset='lps-seg'"),
     'aps-circ-unpool': dict(downsample="dict(type='APS')", unpool=True,
                             datasets=('voc12aug-512x512', )),
     'lps-circ-unpool': dict(
@@ -140,9 +143,12 @@ def hooks_block(variant: dict) -> str:
     hooks = []
     if variant.get('tips_cfg'):
         hooks.append("dict(type='TIPSProgressHook')")
-    if variant.get('lps_hook'):
+    lps_hook = variant.get('lps_hook')
+    if lps_hook is True:
         hooks.append("dict(type='LPSTemperatureHook', start=1.0, end=0.1, "
                      'by_epoch=False)')
+    elif lps_hook:
+        hooks.append(f"dict(type='LPSTemperatureHook', {lps_hook})")
     if not hooks:
         return ''
     return 'custom_hooks = [\n    ' + ',\n    '.join(hooks) + '\n]\n'

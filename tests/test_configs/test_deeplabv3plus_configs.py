@@ -54,7 +54,44 @@ def check_config(path, load_config):
     assert ('LPSTemperatureHook' in hooks) == ('-lps' in name)
     if is_tips:
         check_tips_protocol(cfg, paper='-tips-paper' in name)
+    for variant, check in BASELINE_PAPER_PROTOCOLS.items():
+        if f'-{variant}-paper_' in name:
+            check(cfg)
     return cfg
+
+
+def check_blurpool_paper(cfg):
+    """antialiased-cnns: 4-tap filter, max kept at stride 1 in the stem."""
+    backbone = cfg.model.backbone
+    assert backbone.downsample_cfg == dict(type='BlurPool', filter_size=4)
+    assert backbone.keep_stem_max
+
+
+def check_aps_paper(cfg):
+    """truly_shift_invariant_cnns: low-pass before the choice, circular
+    padding (convs and odd maps, bottom/right), MaxPool(2, s1) + APS."""
+    backbone = cfg.model.backbone
+    assert backbone.downsample_cfg == dict(
+        type='APS', filter_size=3, odd_padding='circular-bottom-right')
+    assert backbone.keep_stem_max and backbone.circular_padding
+
+
+def check_lps_paper(cfg):
+    """learnable_polyphase_sampling ('lpf3'): its logits net with hidden
+    width by stage, low-pass except in the first stem layer, zero padding
+    at the bottom/right, its segmentation temperature schedule."""
+    backbone = cfg.model.backbone
+    assert backbone.downsample_cfg == dict(
+        type='LPS', scorer='lps', hidden_channels=(64, 128, 256, 512),
+        filter_size=3, odd_padding='zero-bottom-right')
+    assert backbone.keep_stem_max
+    assert backbone.stem_down_cfg == dict(filter_size=1)
+    hooks = [h for h in cfg.custom_hooks if h.type == 'LPSTemperatureHook']
+    assert [h.get('preset') for h in hooks] == ['lps-seg']
+
+
+BASELINE_PAPER_PROTOCOLS = dict(blurpool=check_blurpool_paper,
+                                aps=check_aps_paper, lps=check_lps_paper)
 
 
 def check_tips_protocol(cfg, paper):
@@ -75,7 +112,8 @@ def test_config_families_complete():
     names = [osp.basename(c) for c in configs_of('deeplabv3plus_r')]
     for depth in (18, 50, 101):
         for variant in ('vanilla', 'blurpool', 'aps', 'lps', 'tips',
-                        'tips-paper'):
+                        'tips-paper', 'blurpool-paper', 'aps-paper',
+                        'lps-paper'):
             for tail in ('20k_voc12aug', '40k_voc12aug',
                          '40k_cityscapes', '80k_cityscapes'):
                 assert any(f'r{depth}-d8-{variant}_' in n and tail in n

@@ -212,6 +212,12 @@ def test_every_polyphase_layer_takes_odd_padding_through_the_builder():
                             3)
     assert isinstance(tips, TIPS) and tips.odd_padding == 'zero-bottom-right'
     assert tips(x).shape[-2:] == (3, 3)
+    # TIPS takes it directly too: the zero row/column at the bottom/right
+    # is what its mix sees (component (1, 1)'s last row/column).
+    direct = TIPS(3, odd_padding='zero-bottom-right')
+    direct.load_state_dict(tips.state_dict())
+    torch.testing.assert_close(direct(x), tips(x))
+    assert direct(x).shape[-2:] == (3, 3)
     for name in ('APS', 'LPS'):
         layer = build_downsample(
             dict(type=name, odd_padding='circular-bottom-right'), 3)

@@ -40,14 +40,9 @@ def build_downsample(cfg: Optional[Union[dict, str]],
         raise ValueError(f'{layer_type} cfg says channels={cfg["channels"]} '
                          f'but it is placed on a {channels}-channel map.')
     cfg['channels'] = channels
-    # Set after building, so every polyphase layer takes it (TIPS's
-    # __init__ leaves it to the shared base).
-    odd_padding = cfg.pop('odd_padding', None)
-    layer = MODELS.build(cfg)
-    if odd_padding is not None:
-        if not isinstance(layer, PolyphaseDownsample):
-            raise ValueError(
-                f'{layer_type} has no odd_padding (only the polyphase layers '
-                "TIPS, APS, LPS do); BlurPool pads by its 'pad_mode'.")
-        layer.odd_padding = odd_padding
-    return layer
+    if 'odd_padding' in cfg and not issubclass(
+            MODELS.get(layer_type), PolyphaseDownsample):
+        raise ValueError(
+            f'{layer_type} has no odd_padding (only the polyphase layers '
+            "TIPS, APS, LPS do); BlurPool pads by its 'pad_mode'.")
+    return MODELS.build(cfg)

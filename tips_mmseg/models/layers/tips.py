@@ -67,6 +67,8 @@ class TIPS(PolyphaseDownsample):
         channels (int): Channels of the input map.
         tau_pairing (str): ``'aligned'`` or ``'release'``, see above.
             Defaults to ``'aligned'``.
+        odd_padding (str): How odd maps are made even, see
+            :func:`pad_to_even`. Defaults to ``'reflect-top-left'``.
         init_cfg (dict, optional): mmengine initialization config.
             Defaults to None.
     """
@@ -74,8 +76,9 @@ class TIPS(PolyphaseDownsample):
     def __init__(self,
                  channels: int,
                  tau_pairing: str = 'aligned',
+                 odd_padding: str = 'reflect-top-left',
                  init_cfg: Optional[dict] = None):
-        super().__init__(channels, init_cfg=init_cfg)
+        super().__init__(channels, init_cfg=init_cfg, odd_padding=odd_padding)
         if tau_pairing not in TAU_PAIRINGS:
             raise ValueError(f'TIPS(tau_pairing={tau_pairing!r}): use one of '
                              f'{TAU_PAIRINGS}.')
