@@ -150,6 +150,10 @@ def main(argv=None):
     if result['class_consistency']:
         print('\nconsistency per ground-truth class (standard shifts)')
         print(format_table(result['class_consistency'], 'class'))
+    if result['dominant_class']:
+        top = result['dominant_class']
+        print(f'\nmost predicted class: {top["name"]!r} on '
+              f'{top["share"]:.1f}% of the pixels')
     if result['warning']:
         print(f'\nWARNING: {result["warning"]}')
 

@@ -85,6 +85,7 @@ def test_tool_runs_every_protocol_with_classes_and_any_map(tmp_path,
     printed = capsys.readouterr().out
     assert 'mASSC_crop' in printed and 'mASSC_subpixel' in printed
     assert 'consistency per ground-truth class' in printed
+    assert 'most predicted class' in printed
     saved = json.loads(out.read_text())
     # 1x1 convolutions on the raw image: every integer protocol is exact
     for key in ('mASSC', 'mASSC_circular', 'mASSC_crop', 'mASSC_boundary'):
