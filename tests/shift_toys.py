@@ -1,8 +1,10 @@
 """Tiny real mmseg pieces for the shift-consistency tests.
 
 A pointwise segmentor (1x1 convolutions only, no downsampling: exactly
-shift-equivariant), a strided one (ResNetV1c-18, 8 base channels), a tiny
-on-disk dataset in mmseg's BaseSegDataset layout, and a Runner config.
+shift-equivariant), the pixel-wise known-answer segmentor (a 1x1 head on an
+identity backbone), the parity segmentor (label ``(i + j) % 2`` whatever the
+input), a strided one (ResNetV1c-18, 8 base channels), a tiny on-disk
+dataset in mmseg's BaseSegDataset layout, and a Runner config.
 """
 import os.path as osp
 
@@ -11,6 +13,7 @@ import torch
 from mmengine.config import ConfigDict
 from mmengine.model import BaseModule
 from mmengine.registry import init_default_scope
+from mmseg.models.decode_heads.decode_head import BaseDecodeHead
 from mmseg.registry import MODELS
 from PIL import Image
 from torch import nn
@@ -40,6 +43,52 @@ class ToyPointwiseBackbone(BaseModule):
 
     def forward(self, x):
         return [self.layers(x)]
+
+
+@MODELS.register_module(force=True)
+class ToyIdentityBackbone(BaseModule):
+    """The input itself as the only feature map."""
+
+    def forward(self, x):
+        return [x]
+
+
+@MODELS.register_module(force=True)
+class ToyParityHead(BaseDecodeHead):
+    """Predicts class ``(i + j) % 2`` at pixel ``(i, j)`` of its input,
+    whatever the input holds: the worst case for odd shifts."""
+
+    def forward(self, inputs):
+        x = self._transform_inputs(inputs)
+        n, _, h, w = x.shape
+        rows = torch.arange(h, device=x.device)[:, None]
+        cols = torch.arange(w, device=x.device)[None, :]
+        parity = (rows + cols) % 2
+        logits = x.new_zeros(n, self.num_classes, h, w)
+        logits[:, 0] = (parity == 0).float()
+        logits[:, 1] = (parity == 1).float()
+        return logits
+
+
+def pixelwise_model_cfg(test_cfg=None):
+    """A 1x1 convolution (the head's classifier) on the raw input."""
+    return dict(
+        type='EncoderDecoder',
+        data_preprocessor=DATA_PREPROCESSOR,
+        backbone=dict(type='ToyIdentityBackbone'),
+        decode_head=dict(head(3), channels=3, num_convs=0),
+        test_cfg=test_cfg or dict(mode='whole'))
+
+
+def parity_model_cfg(test_cfg=None):
+    return dict(
+        type='EncoderDecoder',
+        data_preprocessor=DATA_PREPROCESSOR,
+        backbone=dict(type='ToyIdentityBackbone'),
+        decode_head=dict(
+            type='ToyParityHead', in_channels=3, channels=3,
+            num_classes=NUM_CLASSES),
+        test_cfg=test_cfg or dict(mode='whole'))
 
 
 def head(in_channels):
@@ -93,6 +142,9 @@ def build_model(cfg):
     torch.manual_seed(0)
     model = MODELS.build(ConfigDict(cfg))
     nn.init.normal_(model.decode_head.conv_seg.weight, std=1.0)
+    if isinstance(model.backbone, ToyIdentityBackbone):
+        model.eval()
+        return model  # nothing to calibrate
     for module in model.modules():
         if isinstance(module, nn.BatchNorm2d):
             module.momentum = None  # cumulative average over calibration
@@ -105,11 +157,14 @@ def build_model(cfg):
     return model
 
 
-def write_dataset(root, num_images=5, size=(32, 32), ignore_band=False):
+def write_dataset(root, num_images=5, size=(32, 32), ignore_band=False,
+                  out_of_range=False):
     """Smooth random images and blob labels (PNG) under ``root``.
 
     Args:
         ignore_band (bool): Mark the first 4 rows of every label 255.
+        out_of_range (bool): Mark rows 4-7 of every label 7, a value that
+            is neither a class (of 3) nor the ignore index.
     """
     rng = np.random.default_rng(0)
     sizes = size if isinstance(size, list) else [size] * num_images
@@ -120,6 +175,8 @@ def write_dataset(root, num_images=5, size=(32, 32), ignore_band=False):
         label = (img.mean(-1) // 86).astype(np.uint8)
         if ignore_band:
             label[:4] = 255
+        if out_of_range:
+            label[4:8] = 7
         for sub, arr in (('img', img.astype(np.uint8)), ('ann', label)):
             path = osp.join(root, sub, f'{i:03d}.png')
             osp.isdir(osp.dirname(path)) or __import__('os').makedirs(

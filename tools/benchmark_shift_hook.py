@@ -25,6 +25,8 @@ def parse_args(argv=None):
     parser.add_argument('--num-images', type=int, default=16)
     parser.add_argument('--num-shifts', type=int, default=5)
     parser.add_argument('--max-shift', type=int, default=32)
+    parser.add_argument('--modes', nargs='+', default=['standard', 'circular'],
+                        help='any of standard circular crop subpixel')
     parser.add_argument('--device', default=None,
                         help='cpu forces CPU; default: the Runner decides')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction)
@@ -45,7 +47,7 @@ def main(argv=None):
         if h.get('type') != 'ShiftConsistencyHook'
     ] + [
         dict(type='ShiftConsistencyHook', num_shifts=args.num_shifts,
-             max_shift=args.max_shift)
+             max_shift=args.max_shift, modes=tuple(args.modes))
     ]
     if args.device == 'cpu':
         import os
@@ -58,7 +60,8 @@ def main(argv=None):
     ratio = hook.hook_time / forward
     modes = len(hook.evaluator.modes)
     print(f'images: {args.num_images}, shifts per image: {args.num_shifts} '
-          f'x {modes} modes')
+          f'x {modes} modes ({", ".join(hook.evaluator.modes)}; crop runs up '
+          'to 2 windows per shift)')
     print(f'hook total time:        {hook.hook_time:8.3f} s')
     print(f'extra forward passes:   {forward:8.3f} s')
     print(f'overhead factor:        {ratio:8.3f} (aim <= 1.1)')

@@ -4,6 +4,9 @@ Example::
 
     python tools/shift_consistency.py CONFIG [CHECKPOINT] \\
         --max-shift 16 --num-shifts 5 --out work_dirs/shift.json
+    # every protocol, and the crop protocol's map
+    python tools/shift_consistency.py CONFIG CHECKPOINT --max-shift 8 \\
+        --modes standard circular crop subpixel --heatmap-mode crop
 
 Without a checkpoint the randomly initialised net is evaluated (a quick
 look). Writes the JSON (``--out``) and the consistency map PNG next to it
@@ -21,6 +24,8 @@ from mmengine.config import Config, DictAction  # noqa: E402
 from tips_mmseg.apis import evaluate_shift_consistency  # noqa: E402
 from tips_mmseg.apis.builders import (build_eval_dataloader,  # noqa: E402
                                       build_segmentor)
+from tips_mmseg.apis.shift_consistency import HEATMAP_MODES  # noqa: E402
+from tips_mmseg.evaluation import EVAL_MODES  # noqa: E402
 from tips_mmseg.visualization import draw_consistency_map  # noqa: E402
 
 
@@ -29,7 +34,17 @@ def parse_shift(text):
         dh, dw = (int(v) for v in text.split(','))
     except ValueError:
         raise argparse.ArgumentTypeError(
-            f'a shift is "dh,dw" (two ints), got {text!r}')
+            f'a shift is "dh,dw" (two ints), got {text!r}; fractional '
+            'shifts go to --subpixel-shifts')
+    return dh, dw
+
+
+def parse_subpixel_shift(text):
+    try:
+        dh, dw = (float(v) for v in text.split(','))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f'a sub-pixel shift is "dh,dw" (two numbers), got {text!r}')
     return dh, dw
 
 
@@ -50,9 +65,27 @@ def parse_args(argv=None):
     parser.add_argument('--seed', type=int, default=0,
                         help='seed of the per-image draws (default 0)')
     parser.add_argument('--modes', nargs='+', default=['standard', 'circular'],
-                        choices=['standard', 'circular'])
-    parser.add_argument('--heatmap-step', type=int, default=4,
-                        help='grid spacing of the map in px; 0: no map')
+                        choices=list(EVAL_MODES),
+                        help='protocols (default: standard circular; '
+                        'mASSC_boundary comes with standard)')
+    parser.add_argument(
+        '--subpixel-shifts', nargs='+', type=parse_subpixel_shift,
+        metavar='DH,DW',
+        help='explicit fractional shifts for the subpixel mode, e.g. '
+        '0.5,0 0.25,-0.5 (default: --num-shifts drawn from (-1, 1)^2)')
+    parser.add_argument('--boundary-width', type=int, default=3,
+                        help='band (px) around ground-truth class boundaries'
+                        ' scored by mASSC_boundary (default 3, for 64 px; '
+                        'scale with the image)')
+    parser.add_argument('--heatmap-mode', default='standard',
+                        choices=list(HEATMAP_MODES),
+                        help='protocol of the consistency map')
+    parser.add_argument('--heatmap-step', type=float,
+                        help='grid spacing of the map in px (default 4; '
+                        '0.25 for --heatmap-mode subpixel); 0: no map')
+    parser.add_argument('--heatmap-max-shift', type=float,
+                        help='half-width of the map (default --max-shift; '
+                        '1 for subpixel)')
     parser.add_argument('--heatmap-images', type=int, default=16,
                         help='images averaged in the map (default 16)')
     parser.add_argument('--num-images', type=int,
@@ -82,9 +115,9 @@ def build_model_and_loader(args):
     return model, dataloader, ignore_index
 
 
-def format_table(metrics):
-    width = max(len(k) for k in metrics)
-    rows = [f'{"metric".ljust(width)} | value (%)', '-' * (width + 12)]
+def format_table(metrics, title='metric'):
+    width = max([len(k) for k in metrics] + [len(title)])
+    rows = [f'{title.ljust(width)} | value (%)', '-' * (width + 12)]
     rows += [f'{k.ljust(width)} | {v:8.2f}' for k, v in metrics.items()]
     return '\n'.join(rows)
 
@@ -92,6 +125,9 @@ def format_table(metrics):
 def main(argv=None):
     args = parse_args(argv)
     model, dataloader, ignore_index = build_model_and_loader(args)
+    heatmap_step = args.heatmap_step
+    if heatmap_step is None:
+        heatmap_step = 0.25 if args.heatmap_mode == 'subpixel' else 4
     result = evaluate_shift_consistency(
         model,
         dataloader,
@@ -100,13 +136,26 @@ def main(argv=None):
         max_shift=args.max_shift,
         seed=args.seed,
         modes=args.modes,
-        heatmap_step=args.heatmap_step,
+        heatmap_step=heatmap_step,
+        heatmap_max_shift=args.heatmap_max_shift,
+        heatmap_mode=args.heatmap_mode,
         heatmap_images=args.heatmap_images,
         num_images=args.num_images,
         ignore_index=ignore_index,
-        shift_batch_size=args.shift_batch_size)
+        shift_batch_size=args.shift_batch_size,
+        subpixel_shifts=args.subpixel_shifts,
+        boundary_width=args.boundary_width)
     print(f'shift consistency over {result["num_images"]} images')
     print(format_table(result['metrics']))
+    if result['class_consistency']:
+        print('\nconsistency per ground-truth class (standard shifts)')
+        print(format_table(result['class_consistency'], 'class'))
+    if result['dominant_class']:
+        top = result['dominant_class']
+        print(f'\nmost predicted class: {top["name"]!r} on '
+              f'{top["share"]:.1f}% of the pixels')
+    if result['warning']:
+        print(f'\nWARNING: {result["warning"]}')
 
     os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
     report = dict(
@@ -117,9 +166,15 @@ def main(argv=None):
             num_shifts=args.num_shifts,
             max_shift=args.max_shift,
             seed=args.seed,
-            modes=args.modes),
+            modes=args.modes,
+            subpixel_shifts=args.subpixel_shifts,
+            boundary_width=args.boundary_width,
+            heatmap_mode=args.heatmap_mode),
         num_images=result['num_images'],
         metrics=result['metrics'],
+        class_consistency=result['class_consistency'],
+        dominant_class=result['dominant_class'],
+        warning=result['warning'],
         heatmap=result.get('heatmap'))
     with open(args.out, 'w') as f:
         json.dump(report, f, indent=2)
@@ -129,7 +184,8 @@ def main(argv=None):
         heatmap = result['heatmap']
         draw_consistency_map(
             heatmap['grid'], heatmap['axis'], png,
-            title=f'consistency (%), {osp.basename(args.config)}')
+            title=f'{heatmap["mode"]} consistency (%), '
+            f'{osp.basename(args.config)}')
         print(f'consistency map written to {png}')
     return report
 

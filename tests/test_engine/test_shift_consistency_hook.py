@@ -13,7 +13,8 @@ from PIL import Image
 
 from tests.shift_toys import (build_model, pointwise_model_cfg, runner_cfg,
                         strided_model_cfg, write_dataset)
-from tips_mmseg.evaluation import SHIFT_METRIC_KEYS
+from tips_mmseg.evaluation import (ALL_SHIFT_METRIC_KEYS, EVAL_MODES,
+                                   SHIFT_METRIC_KEYS)
 from tips_mmseg.utils import shift_image
 
 SHIFT = (3, -5)
@@ -31,12 +32,15 @@ def dataset(tmp_path_factory):
     root = tmp_path_factory.mktemp('shift')
     write_dataset(root / 'data')
     write_dataset(root / 'ignore', ignore_band=True)
+    write_dataset(root / 'beyond', out_of_range=True)
     return root
 
 
-def test_zero_shift_reproduces_miou_and_aacc(dataset):
-    metrics = run_test(dataset, build_model(strided_model_cfg()), 'zero',
-                       hook=dict(shifts=[(0, 0)]))
+@pytest.mark.parametrize('data', ['data', 'beyond'])
+def test_zero_shift_reproduces_miou_and_aacc(dataset, data):
+    """Also with label 7 on 3 classes: scored as IoUMetric scores it."""
+    metrics = run_test(dataset, build_model(strided_model_cfg()),
+                       f'zero_{data}', hook=dict(shifts=[(0, 0)]), data=data)
     assert set(SHIFT_METRIC_KEYS) <= set(metrics)
     for key in ('mASSC', 'mASSC_circular', 'mASSC_worst'):
         assert metrics[key] == 100.0
@@ -109,10 +113,11 @@ def test_ignore_index_comes_from_the_metric(dataset):
 
 def test_deterministic_across_batch_sizes_and_runs(dataset):
     model = build_model(strided_model_cfg())
-    hook = dict(num_shifts=3, max_shift=6, seed=3)
+    hook = dict(num_shifts=3, max_shift=6, seed=3, modes=EVAL_MODES,
+                shift_batch_size=4)
     runs = [run_test(dataset, model, f'bs{bs}_{i}', batch_size=bs, hook=hook)
             for i, bs in enumerate([2, 2, 1, 3])]
-    shift_keys = [{k: r[k] for k in SHIFT_METRIC_KEYS} for r in runs]
+    shift_keys = [{k: r[k] for k in ALL_SHIFT_METRIC_KEYS} for r in runs]
     assert all(keys == shift_keys[0] for keys in shift_keys)
     other_seed = run_test(dataset, model, 'seed4',
                           hook=dict(num_shifts=3, max_shift=6, seed=4))
@@ -120,9 +125,47 @@ def test_deterministic_across_batch_sizes_and_runs(dataset):
 
 
 def test_shift_larger_than_the_image_fails_clearly(dataset):
-    with pytest.raises(ValueError, match=r'larger than the image 32x32; '
+    model = build_model(pointwise_model_cfg())
+    calls = []
+    original = model.inference
+    model.inference = lambda *a: calls.append(1) or original(*a)
+    with pytest.raises(ValueError, match=r'the test images \(checked on '
+                       r'the first, 32x32 px .*before the first forward\): '
+                       r'shift \(32, 32\) is larger than the image 32x32; '
                        r'use max_shift < 32'):
-        run_test(dataset, build_model(pointwise_model_cfg()), 'big')
+        run_test(dataset, model, 'big')
+    assert not calls  # not one forward pass was spent
+    with pytest.raises(ValueError, match=r'use max_shift <= 15'):
+        run_test(dataset, model, 'big_crop',
+                 hook=dict(max_shift=16, modes=('crop', )))
+
+
+def test_oversize_shift_fails_before_the_first_training_iteration(dataset):
+    """Item of issue 11: max_shift=100 on 32 px val images stops the run
+    in before_train, not after hours of training."""
+    model = build_model(pointwise_model_cfg())
+    loader = runner_cfg(dataset / 'data', dataset / 'train', model)
+    runner = Runner(
+        model=model,
+        work_dir=str(dataset / 'train'),
+        train_dataloader=dict(
+            loader['test_dataloader'],
+            sampler=dict(type='InfiniteSampler', shuffle=False)),
+        optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.01)),
+        train_cfg=dict(type='IterBasedTrainLoop', max_iters=2,
+                       val_interval=2),
+        val_dataloader=loader['test_dataloader'],
+        val_evaluator=loader['test_evaluator'],
+        val_cfg=dict(type='ValLoop'),
+        custom_hooks=[dict(type='ShiftConsistencyHook', max_shift=100)],
+        default_scope='mmseg',
+        log_level='WARNING')
+    with pytest.raises(ValueError, match=r'ShiftConsistencyHook does not '
+                       r'fit the val images.*before training starts\): '
+                       r'shift \(100, 100\) is larger than the image '
+                       r'32x32; use max_shift < 32'):
+        runner.train()
+    assert runner.iter == 0
 
 
 def test_val_metrics_reach_message_hub_and_json_logs(dataset):
@@ -173,12 +216,12 @@ def _worker(rank, world_size, port, root, out, hook):
 
 
 def test_one_and_two_processes_give_identical_numbers(dataset, tmp_path):
-    hook = dict(num_shifts=2, max_shift=6)
+    hook = dict(num_shifts=2, max_shift=6, modes=EVAL_MODES)
     single = run_test(dataset, build_model(strided_model_cfg()), 'single',
                       hook=hook)
     mp.spawn(_worker, args=(2, _free_port(), dataset, tmp_path, hook),
              nprocs=2, join=True)
     for rank in range(2):
         multi = json.loads((tmp_path / f'rank{rank}.json').read_text())
-        for key in SHIFT_METRIC_KEYS:
+        for key in ALL_SHIFT_METRIC_KEYS:
             assert multi[key] == single[key], key

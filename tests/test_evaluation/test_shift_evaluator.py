@@ -1,4 +1,5 @@
 """The evaluator on real mmseg EncoderDecoders (whole, slide, mixed sizes)."""
+import numpy as np
 import pytest
 import torch
 from mmseg.structures import SegDataSample
@@ -109,3 +110,96 @@ def test_shift_larger_than_a_padded_image_is_a_clear_error():
     with pytest.raises(ValueError, match=r'larger than the image 6x24; use '
                        r'max_shift < 6'):
         evaluate(model, inputs, samples)
+
+
+ALL_MODES = ('standard', 'circular', 'crop', 'subpixel')
+SUBPIXEL = [(0.5, 0.0), (-0.25, 0.75)]
+
+
+def test_crop_and_subpixel_equal_a_direct_computation():
+    from tips_mmseg.utils.shift_ops import fourier_shift
+    model = build_model(strided_model_cfg())
+    inputs, samples = make_batch([(32, 32)], (32, 32))
+    record = evaluate(model, inputs, samples, modes=ALL_MODES,
+                      subpixel_shifts=SUBPIXEL)[0]
+    margin = 7  # largest |dh|, |dw| of SHIFTS
+    size = 32 - margin
+
+    def labels(x):
+        meta = dict(img_shape=x.shape[-2:], ori_shape=x.shape[-2:],
+                    pad_shape=x.shape[-2:])
+        with torch.no_grad():
+            return model.inference(x, [meta]).argmax(1)[0]
+
+    for k, (dh, dw) in enumerate(SHIFTS):
+        # two windows: B's content is A's moved by (dh, dw)
+        ta, la = max(dh, 0), max(dw, 0)
+        tb, lb = ta - dh, la - dw
+        a = labels(inputs[:, :, ta:ta + size, la:la + size])
+        b = labels(inputs[:, :, tb:tb + size, lb:lb + size])
+        agree = total = 0
+        for i in range(32):  # image pixels seen by both windows
+            for j in range(32):
+                if (ta <= i < ta + size and la <= j < la + size
+                        and tb <= i < tb + size and lb <= j < lb + size):
+                    total += 1
+                    agree += int(a[i - ta, j - la] == b[i - tb, j - lb])
+        assert record['crop'][k] == pytest.approx(agree / total)
+    y = labels(inputs)
+    with torch.no_grad():
+        for k, (dh, dw) in enumerate(SUBPIXEL):
+            x_d = fourier_shift(inputs[0], [(dh, dw)])
+            logits = model.inference(x_d, [dict(img_shape=(32, 32),
+                                                 ori_shape=(32, 32))])
+            back = fourier_shift(logits[0], [(-dh, -dw)])[0].argmax(0)
+            bh, bw = int(np.ceil(abs(dh))) + 1, int(np.ceil(abs(dw))) + 1
+            inner = (slice(bh, 32 - bh), slice(bw, 32 - bw))
+            expected = (back[inner] == y[inner]).double().mean().item()
+            assert record['subpixel'][k] == pytest.approx(expected)
+    assert record['subpixel_shifts'] == SUBPIXEL
+
+
+def test_new_modes_mixed_sizes_and_slide():
+    inputs, samples = make_batch([(32, 32), (20, 24)], (32, 32))
+    alone_sample = SegDataSample(
+        metainfo=dict(img_shape=(20, 24), ori_shape=(20, 24)),
+        gt_sem_seg=samples[1].gt_sem_seg)
+    # crop windows are cut from the image and run alone, whatever the net;
+    # the other modes see the padded canvas, which only a pointwise net
+    # ignores
+    for cfg, keys in ((strided_model_cfg(), ('crop', )),
+                      (pointwise_model_cfg(), ('crop', 'subpixel',
+                                               'boundary'))):
+        model = build_model(cfg)
+        mixed = evaluate(model, inputs, samples, modes=ALL_MODES,
+                         subpixel_shifts=SUBPIXEL)
+        alone = evaluate(model, inputs[1:, :, :20, :24], [alone_sample],
+                         modes=ALL_MODES, subpixel_shifts=SUBPIXEL)
+        for key in keys:
+            assert mixed[1][key].tolist() == pytest.approx(
+                alone[0][key].tolist(), abs=1e-12), key
+    slide = dict(mode='slide', crop_size=(16, 16), stride=(8, 8))
+    pointwise = evaluate(build_model(pointwise_model_cfg(slide)), inputs,
+                         samples, modes=ALL_MODES, subpixel_shifts=SUBPIXEL)
+    for record in pointwise:
+        assert record['crop'].tolist() == [1.0] * len(SHIFTS)
+        assert record['subpixel'].min() > 0.5
+
+
+def test_bad_mode_and_shift_settings_fail_clearly():
+    with pytest.raises(ValueError, match="'boundary' is not a mode of its "
+                       "own.*add 'standard'"):
+        ShiftConsistencyEvaluator(modes=('boundary', ))
+    with pytest.raises(ValueError, match='Unknown shift-consistency mode'):
+        ShiftConsistencyEvaluator(modes=('reflect', ))
+    with pytest.raises(ValueError, match='shifts are whole pixels.*'
+                       'subpixel_shifts'):
+        ShiftConsistencyEvaluator(shifts=[(0.5, 0)])
+    with pytest.raises(ValueError, match='boundary_width'):
+        ShiftConsistencyEvaluator(boundary_width=0)
+    model = build_model(pointwise_model_cfg())
+    inputs, samples = make_batch([(32, 32)], (32, 32))
+    with pytest.raises(ValueError, match=r'crop protocol needs 2 \* '
+                       r'max_shift < 32: use max_shift <= 15'):
+        ShiftConsistencyEvaluator(shifts=[(16, 0)], modes=('crop', )).process(
+            model, inputs, samples, [0])

@@ -9,14 +9,51 @@ from typing import Optional, Sequence
 import torch
 from mmengine.utils import ProgressBar
 
-from tips_mmseg.evaluation.shift_evaluator import (ShiftConsistencyEvaluator,
+from tips_mmseg.evaluation.shift_evaluator import (DEFAULT_MODES,
+                                                   EVAL_MODES,
+                                                   ShiftConsistencyEvaluator,
                                                    dataset_num_classes,
                                                    image_index_map,
                                                    image_index_of)
-from tips_mmseg.evaluation.shift_metrics import (compute_shift_metrics,
-                                                 consistency_by_shift)
-from tips_mmseg.utils.shift_ops import (SHIFT_MODES, grid_axis,
-                                             shift_grid)
+from tips_mmseg.evaluation.shift_metrics import (class_consistency,
+                                                 compute_shift_metrics,
+                                                 consistency_by_shift,
+                                                 dominant_class,
+                                                 single_class_warning)
+from tips_mmseg.utils.shift_ops import grid_axis, shift_grid
+
+#: What the consistency map can show: a mode, or the boundary band.
+HEATMAP_MODES = EVAL_MODES + ('boundary', )
+
+
+def map_evaluator(mode: str, half: float, step: float,
+                  shift_batch_size: Optional[int], ignore_index: int,
+                  num_classes: int, boundary_width: int):
+    """The evaluator of a consistency map: every grid shift for every
+    image, in one mode (``'boundary'``: standard shifts scored on the
+    boundary band)."""
+    if mode not in HEATMAP_MODES:
+        raise ValueError(f'Unknown heatmap mode {mode!r}; use one of '
+                         f'{HEATMAP_MODES}.')
+    grid = shift_grid(half, step)
+    common = dict(
+        shift_batch_size=shift_batch_size or 64,
+        ignore_index=ignore_index,
+        num_classes=num_classes,
+        boundary_width=boundary_width,
+        score_labels=mode == 'boundary')
+    if mode == 'subpixel':
+        return ShiftConsistencyEvaluator(
+            subpixel_shifts=grid, modes=('subpixel', ), **common)
+    if any(float(v) != int(v) for shift in grid for v in shift):
+        raise ValueError(f'A {mode} map needs whole-pixel steps, got '
+                         f'step={step}, half-width={half}; fractional '
+                         "steps are for heatmap_mode='subpixel'.")
+    grid = [(int(dh), int(dw)) for dh, dw in grid]
+    return ShiftConsistencyEvaluator(
+        shifts=grid,
+        modes=('standard' if mode == 'boundary' else mode, ),
+        **common)
 from tips_mmseg.visualization.shift_heatmap import consistency_grid
 
 
@@ -27,14 +64,19 @@ def evaluate_shift_consistency(model,
                                num_shifts: int = 5,
                                max_shift: int = 32,
                                seed: int = 0,
-                               modes: Sequence[str] = SHIFT_MODES,
-                               heatmap_step: Optional[int] = 4,
-                               heatmap_max_shift: Optional[int] = None,
+                               modes: Sequence[str] = DEFAULT_MODES,
+                               heatmap_step: Optional[float] = 4,
+                               heatmap_max_shift: Optional[float] = None,
                                heatmap_images: Optional[int] = 16,
                                num_images: Optional[int] = None,
                                ignore_index: int = 255,
                                shift_batch_size: Optional[int] = None,
-                               progress: bool = True) -> dict:
+                               progress: bool = True,
+                               subpixel_shifts: Optional[Sequence] = None,
+                               boundary_width: int = 3,
+                               heatmap_mode: str = 'standard',
+                               single_class_threshold: float = 0.99
+                               ) -> dict:
     """Shift metrics and the consistency map of a segmentor.
 
     Args:
@@ -42,12 +84,19 @@ def evaluate_shift_consistency(model,
             put in eval mode.
         dataloader (DataLoader): Test dataloader (mmseg test pipeline with
             ``LoadAnnotations`` for fidelity / shift_mIoU).
-        shifts, num_shifts, max_shift, seed, modes, shift_batch_size: As for
+        shifts, num_shifts, max_shift, seed, modes, shift_batch_size,
+            subpixel_shifts, boundary_width, single_class_threshold: As for
             :class:`ShiftConsistencyHook`.
-        heatmap_step (int, optional): Grid spacing of the consistency map in
-            pixels; None or 0 skips the map. Defaults to 4.
-        heatmap_max_shift (int, optional): Half-width of the map; None uses
-            ``max_shift``. Defaults to None.
+        heatmap_step (float, optional): Grid spacing of the consistency map
+            in pixels (fractional for ``heatmap_mode='subpixel'``, e.g.
+            0.25); None or 0 skips the map. Defaults to 4.
+        heatmap_max_shift (float, optional): Half-width of the map; None
+            uses ``max_shift`` (1 for a sub-pixel map). Defaults to None.
+        heatmap_mode (str): The map's protocol: ``'standard'``,
+            ``'circular'``, ``'crop'`` (windows of ``(H - M) x (W - M)``
+            with ``M`` the half-width), ``'subpixel'`` or ``'boundary'``
+            (standard shifts scored on the boundary band). Defaults to
+            ``'standard'``.
         heatmap_images (int, optional): The map averages over the first this
             many images (it costs one forward per grid point and image);
             None: all. Defaults to 16.
@@ -58,12 +107,18 @@ def evaluate_shift_consistency(model,
 
     Returns:
         dict: ``metrics`` (the keys of the hook, percent), ``num_images``,
-        ``records`` (per image: index, shifts, per-shift scores) and, if
-        drawn, ``heatmap``: ``dict(axis=[...], grid=[[...]], mode=...)``
+        ``records`` (per image: index, shifts, per-shift scores),
+        ``class_consistency`` (``{class: %}``, standard shifts, per
+        ground-truth class), ``dominant_class`` (``dict(name, share)``: the
+        most predicted class and its share of the pixels), ``warning``
+        (text or None: set when that share reaches
+        ``single_class_threshold``) and, if drawn, ``heatmap``:
+        ``dict(axis=[...], grid=[[...]], mode=...)``
         with ``grid[i][j]`` the consistency (%) at ``(axis[i], axis[j])``,
         ready for :func:`tips_mmseg.visualization.draw_consistency_map`.
     """
     model.eval()
+    num_classes = dataset_num_classes(dataloader.dataset, model)
     evaluator = ShiftConsistencyEvaluator(
         shifts=shifts,
         num_shifts=num_shifts,
@@ -72,15 +127,16 @@ def evaluate_shift_consistency(model,
         modes=modes,
         shift_batch_size=shift_batch_size,
         ignore_index=ignore_index,
-        num_classes=dataset_num_classes(dataloader.dataset, model))
-    map_evaluator = None
+        num_classes=num_classes,
+        subpixel_shifts=subpixel_shifts,
+        boundary_width=boundary_width)
+    mapper = None
     if heatmap_step:
-        map_half = heatmap_max_shift or max_shift
-        map_evaluator = ShiftConsistencyEvaluator(
-            shifts=shift_grid(map_half, heatmap_step),
-            modes=('standard', ),
-            shift_batch_size=shift_batch_size or 64,
-            score_labels=False)
+        map_half = heatmap_max_shift or (1.0 if heatmap_mode == 'subpixel'
+                                         else max_shift)
+        mapper = map_evaluator(heatmap_mode, map_half, heatmap_step,
+                               shift_batch_size, ignore_index, num_classes,
+                               boundary_width)
     dataset = dataloader.dataset
     total = len(dataset) if num_images is None else min(
         num_images, len(dataset))
@@ -98,13 +154,13 @@ def evaluate_shift_consistency(model,
         indices = [image_index_of(s.metainfo, index_map) for s in samples]
         ref = evaluator.infer(model, inputs, [s.metainfo for s in samples])
         records.extend(evaluator.process(model, inputs, samples, indices, ref))
-        if map_evaluator is not None and (heatmap_images is None
+        if mapper is not None and (heatmap_images is None
                                           or seen < heatmap_images):
             take = keep if heatmap_images is None else min(
                 keep, heatmap_images - seen)
             map_records.extend(
-                map_evaluator.process(model, inputs[:take], samples[:take],
-                                      indices[:take], ref[:take]))
+                mapper.process(model, inputs[:take], samples[:take],
+                               indices[:take], ref[:take]))
         seen += keep
         if bar is not None:
             for _ in range(keep):
@@ -112,14 +168,23 @@ def evaluate_shift_consistency(model,
     if bar is not None:
         print()
     records.sort(key=lambda r: r['index'])
+    names = getattr(dataset, 'metainfo', {}).get('classes')
+    top = dominant_class(records)
     result = dict(
         metrics=compute_shift_metrics(records),
         num_images=len(records),
-        records=records)
-    if map_evaluator is not None:
+        records=records,
+        class_consistency=class_consistency(records, names),
+        dominant_class=None if top is None else dict(
+            name=names[top[0]] if names and top[0] < len(names) else str(
+                top[0]),
+            share=top[1] * 100),
+        warning=single_class_warning(records, single_class_threshold, names))
+    if mapper is not None:
         axis = grid_axis(map_half, heatmap_step)
-        grid = consistency_grid(consistency_by_shift(map_records), axis)
+        grid = consistency_grid(
+            consistency_by_shift(map_records, heatmap_mode), axis)
         result['heatmap'] = dict(
-            axis=axis, grid=grid.tolist(), mode='standard',
+            axis=axis, grid=grid.tolist(), mode=heatmap_mode,
             num_images=len(map_records))
     return result

@@ -1,11 +1,14 @@
 """Geometry of image shifts: shifting inputs, overlaps, seeded sampling.
 
-Conventions (see ``shared/spec/EVALUATION.md``): a shift ``(dh, dw)`` moves
+Conventions (see ``docs/evaluation.md``): a shift ``(dh, dw)`` moves
 content down by ``dh`` rows and right by ``dw`` columns, i.e.
 ``x_d[i, j] = x[i - dh, j - dw]``. ``'standard'`` fills what enters the frame
 with ``fill`` (0 for normalized inputs = the mean colour); ``'circular'``
-rolls the image.
+rolls the image. The evaluation's two further protocols live here too:
+two windows of one image (``crop_windows``) and fractional shifts by
+band-limited resampling (``fourier_shift``).
 """
+import math
 from typing import List, Sequence, Tuple
 
 import numpy as np
@@ -213,24 +216,139 @@ def sample_shifts(num_shifts: int, max_shift: int, seed: int,
     return shifts
 
 
-def shift_grid(max_shift: int, step: int = 1) -> List[Shift]:
+def shift_grid(max_shift: float, step: float = 1) -> List[tuple]:
     """All shifts on a regular grid over ``[-M, M]^2`` (for the map).
 
     Args:
-        max_shift (int): ``M``.
-        step (int): Grid spacing in pixels; the grid always contains 0.
-            Defaults to 1.
+        max_shift (float): ``M``.
+        step (float): Grid spacing in pixels (fractional for a sub-pixel
+            map); the grid always contains 0. Defaults to 1.
 
     Returns:
-        list[tuple[int, int]]: Row-major shifts, ``dh`` outer, ``dw`` inner.
+        list[tuple]: Row-major shifts, ``dh`` outer, ``dw`` inner.
     """
-    if step < 1:
-        raise ValueError(f'step must be >= 1, got {step}.')
     axis = grid_axis(max_shift, step)
     return [(dh, dw) for dh in axis for dw in axis]
 
 
-def grid_axis(max_shift: int, step: int = 1) -> List[int]:
-    """Offsets ``-M..M`` every ``step`` pixels, symmetric and containing 0."""
-    half = list(range(0, max_shift + 1, step))
+def grid_axis(max_shift: float, step: float = 1) -> list:
+    """Offsets ``-M..M`` every ``step`` pixels, symmetric and containing 0.
+
+    Integers give integer offsets; a fractional ``step`` or ``max_shift``
+    (sub-pixel maps) gives floats ``k * step``.
+    """
+    if step <= 0:
+        raise ValueError(f'step must be > 0, got {step}.')
+    if float(step).is_integer() and float(max_shift).is_integer():
+        half = list(range(0, int(max_shift) + 1, int(step)))
+    else:
+        count = int(math.floor(max_shift / step + 1e-9))
+        half = [round(k * step, 9) for k in range(count + 1)]
     return [-v for v in reversed(half[1:])] + half
+
+
+# --- crop protocol: two windows of the same image ---------------------------
+def crop_margin(shifts: Sequence[Shift]) -> int:
+    """``M`` of the crop protocol: the largest ``|dh|`` or ``|dw|``."""
+    return max(max(abs(int(dh)), abs(int(dw))) for dh, dw in shifts)
+
+
+def check_crop_shift(shift: Sequence[int], size: Sequence[int],
+                     margin: int) -> Shift:
+    """Validate a crop-protocol shift: windows of ``(H - M) x (W - M)``
+    must still overlap when offset by ``shift``, i.e. ``2 M < min(H, W)``."""
+    dh, dw = check_shift(shift, size)
+    h, w = int(size[0]), int(size[1])
+    if max(abs(dh), abs(dw)) > margin or 2 * margin >= min(h, w):
+        raise ValueError(
+            f'crop shift ({dh}, {dw}) with windows of ({h} - {margin}) x '
+            f'({w} - {margin}) px leaves no common area in the image '
+            f'{h}x{w}; the crop protocol needs 2 * max_shift < '
+            f'{min(h, w)}: use max_shift <= {(min(h, w) - 1) // 2} (or '
+            'smaller explicit shifts).')
+    return dh, dw
+
+
+def crop_window_corners(shift: Shift) -> Tuple[Shift, Shift]:
+    """Top-left corners of the reference and the shifted window.
+
+    The shifted window sits ``shift`` up-left of the reference, so its
+    content is the reference's moved by ``shift``:
+    ``B[i, j] = A[i - dh, j - dw]``; both corners lie in ``[0, M]^2``.
+    """
+    dh, dw = shift
+    return (max(dh, 0), max(dw, 0)), (max(-dh, 0), max(-dw, 0))
+
+
+# --- sub-pixel protocol: band-limited resampling ----------------------------
+def check_subpixel_shift(shift: Sequence[float],
+                         size: Sequence[int]) -> Tuple[float, float]:
+    """Validate a fractional shift: the interior left after excluding
+    ``ceil(|d|) + 1`` px on every side must not be empty."""
+    if len(shift) != 2:
+        raise ValueError(f'A sub-pixel shift must be a pair (dh, dw), got '
+                         f'{shift!r}.')
+    dh, dw = float(shift[0]), float(shift[1])
+    h, w = int(size[0]), int(size[1])
+    if (h - 2 * interior_border(dh) < 1 or w - 2 * interior_border(dw) < 1
+            or not (math.isfinite(dh) and math.isfinite(dw))):
+        raise ValueError(
+            f'sub-pixel shift ({dh}, {dw}) leaves no interior in the image '
+            f'{h}x{w} (a border of ceil(|d|) + 1 px is excluded); use '
+            f'shifts with |d| < {max((min(h, w) - 1) // 2 - 1, 0)}.')
+    return dh, dw
+
+
+def interior_border(delta: float) -> int:
+    """Pixels excluded at each side for a fractional shift ``delta``."""
+    return int(math.ceil(abs(delta))) + 1
+
+
+def fourier_shift(image: Tensor, shifts: Sequence[Sequence[float]]) -> Tensor:
+    """Shift an image by fractional amounts with band-limited resampling.
+
+    The image is extended by its mirror images to ``2H x 2W`` (so the
+    periodic signal the DFT assumes has no jump at the border and nothing
+    wraps around from the opposite side), multiplied in the Fourier domain
+    by the phase ``exp(-2 pi i (f_h dh + f_w dw))`` and cropped back to
+    ``H x W``. An integer shift therefore moves the content exactly, with a
+    mirrored border (``x[-1] = x[0]``, ``x[-2] = x[1]``...). The Nyquist
+    terms are treated symmetrically (the real part is kept).
+
+    Args:
+        image (Tensor): ``(C, H, W)``, floating point.
+        shifts (Sequence[tuple[float, float]]): ``K`` shifts ``(dh, dw)``,
+            same convention as integer shifts (content moves down/right).
+
+    Returns:
+        Tensor: ``(K, C, H, W)``, the shifted copies, ``image``'s dtype.
+    """
+    h, w = image.shape[-2:]
+    ext = torch.cat([image, image.flip(-2)], dim=-2)
+    ext = torch.cat([ext, ext.flip(-1)], dim=-1)
+    compute = torch.float64 if image.dtype == torch.float64 else torch.float32
+    spectrum = torch.fft.fft2(ext.to(compute))
+    delta = torch.as_tensor(
+        [[float(dh), float(dw)] for dh, dw in shifts],
+        dtype=compute,
+        device=image.device)
+    freq_h = torch.fft.fftfreq(2 * h, dtype=compute, device=image.device)
+    freq_w = torch.fft.fftfreq(2 * w, dtype=compute, device=image.device)
+    angle = -2 * math.pi * (
+        delta[:, 0, None, None] * freq_h[None, :, None] +
+        delta[:, 1, None, None] * freq_w[None, None, :])
+    phase = torch.polar(torch.ones_like(angle), angle)
+    shifted = torch.fft.ifft2(spectrum[None] * phase[:, None]).real
+    return shifted[..., :h, :w].to(image.dtype)
+
+
+def sample_subpixel_shifts(num_shifts: int, seed: int,
+                           image_index: int) -> List[Tuple[float, float]]:
+    """Draw ``K`` fractional shifts uniformly from ``(-1, 1)^2`` for one
+    image, reproducibly from ``(seed, image_index)`` (its own stream, so the
+    integer draws of :func:`sample_shifts` are not disturbed)."""
+    if num_shifts < 1:
+        raise ValueError(f'num_shifts must be >= 1, got {num_shifts}.')
+    rng = np.random.default_rng([int(seed), int(image_index), 1])
+    values = rng.uniform(-1.0, 1.0, size=(num_shifts, 2))
+    return [(float(dh), float(dw)) for dh, dw in values]
