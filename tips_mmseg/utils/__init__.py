@@ -1,6 +1,7 @@
 from .atomic_io import (atomic_write, find_latest_checkpoint,
                         install_atomic_checkpointing)
 from .checkpoint import (TRUSTED_ENV, CorruptCheckpointError,
+                         allow_checkpoint_globals_everywhere,
                          UntrustedCheckpointError, checkpoint_problem,
                          install_safe_checkpoint_loading, is_trusted,
                          load_from_local_safely, trust_checkpoint)
@@ -18,6 +19,7 @@ __all__ = [
     'shift_image', 'check_shift', 'SHIFT_MODES', 'TRUSTED_ENV', 'UntrustedCheckpointError',
     'install_safe_checkpoint_loading', 'is_trusted', 'load_from_local_safely',
     'CorruptCheckpointError', 'checkpoint_problem',
+    'allow_checkpoint_globals_everywhere',
     'trust_checkpoint', 'has_sync_batchnorm',
     'install_cpu_distributed_support', 'check_amp_available',
     'explain_errors'

@@ -145,6 +145,15 @@ def is_trusted(filename: str) -> bool:
     return False
 
 
+def _allowed_for_this_load(safe: List[object]):
+    """Allow ``safe`` during one load, leaving what the user had allowed
+    process-wide in place afterwards (torch's ``safe_globals`` context
+    removes its globals on exit even if they had been added before)."""
+    before = set(torch.serialization.get_safe_globals())
+    return torch.serialization.safe_globals(
+        [g for g in safe if g not in before])
+
+
 def _unsafe_globals(filename: str) -> List[str]:
     try:
         return list(
@@ -249,7 +258,7 @@ def load_from_local_safely(filename: str, map_location=None):
         if trusted:
             return torch.load(
                 filename, map_location=map_location, weights_only=False)
-        with torch.serialization.safe_globals(safe_checkpoint_globals()):
+        with _allowed_for_this_load(safe_checkpoint_globals()):
             return torch.load(
                 filename, map_location=map_location, weights_only=True)
     except Exception as error:
@@ -290,3 +299,12 @@ def install_safe_checkpoint_loading():
     if not getattr(current, _PATCHED, False):
         CheckpointLoader.register_scheme(
             prefixes='', loader=load_from_local, force=True)
+
+
+def allow_checkpoint_globals_everywhere():
+    """Opt in: let *every* ``torch.load(weights_only=True)`` of the process
+    accept what mmengine checkpoints hold (HistoryBuffer, numpy arrays,
+    dtypes, scalars), e.g. to read them with plain ``torch.load`` in a
+    notebook. Not done on import: it widens torch's allow-list for all code.
+    """
+    torch.serialization.add_safe_globals(safe_checkpoint_globals())
