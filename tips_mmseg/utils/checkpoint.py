@@ -273,9 +273,10 @@ def load_from_local_safely(filename: str, map_location=None):
                 error, (EOFError, pickle.UnpicklingError))):
             raise  # a whole file: e.g. a CUDA tensor with map_location=None
         problem = problem or 'the pickled data is cut short or damaged'
+        detail = (str(error).splitlines() or [''])[0][:200]
         raise _corrupt_error(
             f'Checkpoint {filename!r} does not load: {problem} '
-            f'({type(error).__name__}: {str(error).splitlines()[0][:200]}). '
+            f'({type(error).__name__}: {detail}). '
             'It was probably cut short by an interrupted write or copy, or '
             'is not a checkpoint: copy or save it again, or use another one '
             '(tools/train.py --resume skips it and takes the newest '
