@@ -203,9 +203,11 @@ def check_distributed_launch(out):
     real = (torch.cuda.is_available, torch.cuda.set_device,
             torch_dist.init_process_group)
     torch.cuda.is_available = lambda: True
-    torch.cuda.set_device = lambda device: calls.append(f'set_device({device})')
+    torch.cuda.set_device = (
+        lambda device: calls.append(f'set_device({device})'))
     torch_dist.init_process_group = (
-        lambda backend=None, **kw: calls.append(f'init_process_group({backend})'))
+        lambda backend=None, **kw: calls.append(
+            f'init_process_group({backend})'))
     os.environ.update(RANK='0', LOCAL_RANK='0', WORLD_SIZE='1')
     try:
         init_dist('pytorch', backend='nccl')

@@ -24,7 +24,8 @@ def trained(tmp_path_factory):
     """A folder with toy data and a 4-iteration run in wd/."""
     root = tmp_path_factory.mktemp('tools')
     write_toy_dataset(str(root / 'data' / 'toy'), 8, 2, size=32)
-    result = run_python([TRAIN, TINY, '--work-dir', 'wd'], cwd=root)
+    result = run_python([TRAIN, TINY, '--work-dir', 'wd'], cwd=root,
+                        timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     return root
 
@@ -32,7 +33,7 @@ def trained(tmp_path_factory):
 def test_missing_config_is_a_one_line_error(tmp_path):
     for tool in (TRAIN, TEST):
         result = run_python([tool, 'configs/nowhere.py', 'x.pth'],
-                            cwd=tmp_path)
+                            cwd=tmp_path, timeout=600)
         assert result.returncode == 1
         lines = result.stderr.strip().splitlines()
         assert len(lines) == 1, result.stderr
@@ -47,7 +48,7 @@ def test_resume_falls_back_past_a_truncated_newest(trained, tmp_path):
     (tmp_path / 'wd' / 'last_checkpoint').write_text(str(newest))
     resumed = run_python([TRAIN, TINY, '--work-dir', 'wd', '--resume',
                           '--cfg-options', 'train_cfg.max_iters=6'],
-                         cwd=tmp_path)
+                         cwd=tmp_path, timeout=600)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     log = resumed.stdout + resumed.stderr
     assert f'the newest checkpoint that loads: skipped {newest} (truncated' \
@@ -60,7 +61,7 @@ def test_garbage_checkpoint_names_its_path(trained, tmp_path):
     garbage = tmp_path / 'model.pth'
     garbage.write_bytes(b'<html>404 Not Found</html>\n' * 20)
     result = run_python([TEST, TINY, str(garbage), '--work-dir', 'wd'],
-                        cwd=trained)
+                        cwd=trained, timeout=600)
     assert result.returncode != 0
     last = result.stderr.strip().splitlines()[-1]
     assert 'CorruptCheckpointError' in last
@@ -72,7 +73,7 @@ def test_shift_consistency_switch_adds_the_hook(trained):
         TEST, TINY, str(trained / 'wd' / 'iter_4.pth'), '--work-dir',
         'wd_shift', '--shift-consistency', 'max_shift=4', 'num_shifts=1',
         '--cfg-options', 'test_dataloader.dataset.indices=2'
-    ], cwd=trained)
+    ], cwd=trained, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     [log] = list((trained / 'wd_shift').glob('*/2*.json'))
     metrics = json.loads(log.read_text().splitlines()[-1])
@@ -83,7 +84,7 @@ def test_class_count_mismatch_is_refused_before_training(trained, tmp_path):
     result = run_python([
         TRAIN, TINY, '--work-dir', str(tmp_path / 'wd'), '--cfg-options',
         'model.decode_head.num_classes=4'
-    ], cwd=trained)
+    ], cwd=trained, timeout=600)
     assert result.returncode == 1
     assert result.stderr.strip().splitlines()[-1].startswith(
         'error: model.decode_head.num_classes=4 but train_dataloader.dataset'
@@ -97,7 +98,8 @@ def test_a_bad_label_file_stops_training_naming_it(trained, tmp_path):
     label = cv2.imread(str(label_file), cv2.IMREAD_UNCHANGED)
     label[0, 0] = 9
     cv2.imwrite(str(label_file), label)
-    result = run_python([TRAIN, TINY, '--work-dir', 'wd'], cwd=tmp_path)
+    result = run_python([TRAIN, TINY, '--work-dir', 'wd'], cwd=tmp_path,
+                        timeout=600)
     assert result.returncode != 0
     assert ('Label map data/toy/SegmentationClass/train_0003.png (image '
             'data/toy/JPEGImages/train_0003.jpg) has label values [9]'
@@ -114,12 +116,12 @@ def test_ctrl_c_says_how_to_resume(trained, tmp_path):
     process = subprocess.Popen(args, cwd=tmp_path, env=env,
                                stdout=subprocess.DEVNULL,
                                stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 120
+    deadline = time.time() + 400
     while time.time() < deadline and not (tmp_path / 'wd' /
                                           'iter_2.pth').exists():
         time.sleep(0.1)
     process.send_signal(signal.SIGINT)
-    _, err = process.communicate(timeout=60)
+    _, err = process.communicate(timeout=300)
     assert process.returncode == 130
     assert 'Training interrupted (Ctrl-C). The newest checkpoint is wd/' \
         'iter_' in err

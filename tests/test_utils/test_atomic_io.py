@@ -175,7 +175,8 @@ def test_resume_skips_a_corrupt_newest_checkpoint_and_says_so(
                                                         'iter_2.pth')
     log = capsys.readouterr().out
     assert 'Resuming from ' + str(tmp_path / 'iter_2.pth') in log
-    assert 'iter_6.pth (truncated' in log and 'iter_4.pth (not a PyTorch' in log
+    assert 'iter_6.pth (truncated' in log
+    assert 'iter_4.pth (not a PyTorch' in log
 
 
 def test_resume_with_no_loadable_checkpoint_is_an_error(tmp_path):

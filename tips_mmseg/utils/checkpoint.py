@@ -17,8 +17,8 @@ The design (see the README, "Checkpoint safety"):
 * A file that needs any other global is refused with
   :class:`UntrustedCheckpointError`, a ``pickle.UnpicklingError`` as torch
   raises for it, which names the globals and how to opt in. We do not turn on
-  ``weights_only=False`` globally, nor set ``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD``:
-  a downloaded file is untrusted.
+  ``weights_only=False`` globally, nor set
+  ``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD``: a downloaded file is untrusted.
 * Opt-in per file, for files the user trusts: the environment variable
   ``TIPS_MMSEG_TRUSTED_CHECKPOINTS`` (paths of files or folders, separated by
   ``os.pathsep``) or :func:`trust_checkpoint`. Only those load with
