@@ -82,7 +82,11 @@ def add_shift_hook(cfg, options: dict):
 
 
 def _config_arg(argv: List[str]) -> Optional[str]:
-    return next((a for a in argv[1:] if not a.startswith('-')), None)
+    """CONFIG when it comes first, as mmseg's usage has it (after options
+    it cannot be told from their values without mmseg's parser)."""
+    if len(argv) > 1 and not argv[1].startswith('-'):
+        return argv[1]
+    return None
 
 
 class _Session:

@@ -128,3 +128,30 @@ def test_ctrl_c_says_how_to_resume(trained, tmp_path):
     assert '--work-dir wd --cfg-options train_cfg.max_iters=1000 ' \
         'default_hooks.checkpoint.interval=1 --resume' in err
     assert 'Traceback' not in err
+
+
+def test_shift_switch_parsing_and_an_existing_hook_is_updated():
+    sys.path.insert(0, osp.join(REPO_ROOT, 'tools'))
+    try:
+        from _mmseg_tool import add_shift_hook, pop_switch
+    finally:
+        sys.path.pop(0)
+    from mmengine.config import Config
+    argv, options = pop_switch(
+        ['test.py', 'c.py', '--shift-consistency', 'max_shift=4',
+         "modes=('standard',)", 'ck.pth', '--work-dir', 'w'],
+        '--shift-consistency')
+    assert argv == ['test.py', 'c.py', 'ck.pth', '--work-dir', 'w']
+    assert options == dict(max_shift=4, modes=('standard', ))
+    assert pop_switch(['test.py', 'c.py'], '--shift-consistency') == (
+        ['test.py', 'c.py'], None)
+    cfg = Config(dict(custom_hooks=[
+        dict(type='TIPSProgressHook'),
+        dict(type='ShiftConsistencyHook', num_shifts=5)]))
+    add_shift_hook(cfg, dict(max_shift=4))
+    assert cfg.custom_hooks == [
+        dict(type='TIPSProgressHook'),
+        dict(type='ShiftConsistencyHook', num_shifts=5, max_shift=4)]
+    cfg = Config(dict())
+    add_shift_hook(cfg, {})
+    assert cfg.custom_hooks == [dict(type='ShiftConsistencyHook')]
