@@ -145,3 +145,53 @@ def test_nan_in_the_input_is_an_error_not_nan_metrics(toy_model):
     x[1, 0, 3, 4] = float('inf')
     with pytest.raises(ValueError, match='NaN or Inf'):
         toy_model.train().loss(x, batch(n=2, size=16)[1])
+
+
+def test_datasets_that_are_not_mmseg_s_build_as_in_mmengine():
+    from mmengine.dataset import BaseDataset
+    from mmengine.registry import DATASETS
+
+    @DATASETS.register_module(name='BadInputStream', force=True)
+    class Stream(torch.utils.data.IterableDataset):
+
+        def __iter__(self):
+            return iter(range(3))
+
+    @DATASETS.register_module(name='BadInputEmpty', force=True)
+    class Empty(BaseDataset):
+
+        def load_data_list(self):
+            return []
+
+    loader = Runner.build_dataloader(dict(
+        dataset=dict(type='BadInputStream'), sampler=None, batch_size=3,
+        collate_fn=dict(type='default_collate')))
+    assert [b.tolist() for b in loader] == [[0, 1, 2]]
+    loader = Runner.build_dataloader(dict(
+        dataset=dict(type='BadInputEmpty', serialize_data=False),
+        sampler=dict(type='DefaultSampler', shuffle=False), batch_size=2))
+    assert len(loader.dataset) == 0  # no mmseg "split is empty" error
+
+
+def test_label_outside_the_classes_and_wrong_size_name_the_file():
+    import numpy as np
+    from tips_mmseg.datasets import CheckSegLabels
+    results = dict(gt_seg_map=np.full((4, 4), 9, np.uint8), ori_shape=(4, 4),
+                   seg_map_path='lbl/a.png', img_path='img/a.jpg')
+    with pytest.raises(ValueError, match=r'Label map lbl/a.png \(image '
+                       r'img/a.jpg\) has label values \[9\]'):
+        CheckSegLabels(num_classes=5)(results)
+    results['ori_shape'] = (4, 5)
+    with pytest.raises(ValueError, match=r'lbl/a.png is 4x4 \(HxW\) but its '
+                       r'image img/a.jpg is 4x5'):
+        CheckSegLabels(num_classes=10)(results)
+
+
+def test_truncated_checkpoint_names_its_path(tmp_path):
+    from mmengine.runner import load_checkpoint
+    path = tmp_path / 'model.pth'
+    torch.save({'state_dict': {'w': torch.ones(99)}}, path)
+    path.write_bytes(path.read_bytes()[:400])
+    with pytest.raises(RuntimeError, match=f"Checkpoint '{path}' does not "
+                       'load: truncated'):
+        load_checkpoint(torch.nn.Linear(1, 1), str(path))

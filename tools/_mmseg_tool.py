@@ -2,13 +2,29 @@
 
 mmseg's tools read the config only after importing mmseg, so a plugin that
 must be in place before that (mmcv-lite support) and every tips_mmseg module
-is imported here; the CLI is mmseg's own, unchanged. Known cryptic errors
-are re-raised with their cause and fix, and ``--amp`` without a GPU is
-refused up front (tips_mmseg.utils.friendly_errors).
+is imported here; the CLI is mmseg's own, plus a few checks and switches:
+
+* a missing config file is a one-line error;
+* ``--amp`` without a GPU is refused up front;
+* before the Runner is built (after ``--cfg-options``): the model's class
+  count is checked against the datasets', and :class:`CheckSegLabels` is
+  added after ``LoadAnnotations`` in every pipeline, so a bad label file is
+  refused by name when it is read;
+* ``tools/test.py --shift-consistency [KEY=VALUE ...]`` adds
+  ``ShiftConsistencyHook`` (with those arguments) to ``custom_hooks``;
+* Ctrl-C during training says how to resume;
+* known cryptic errors are re-raised with their cause and fix
+  (tips_mmseg.utils.friendly_errors).
+
+All of this acts in the tool's own process only (nothing on import).
 """
+import ast
+import os
 import os.path as osp
 import runpy
+import shlex
 import sys
+from typing import List, Optional, Tuple
 
 
 def mmseg_tool_path(name: str) -> str:
@@ -25,18 +41,121 @@ def mmseg_tool_path(name: str) -> str:
         'a full source checkout.')
 
 
+def _literal(text: str):
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
+
+
+def pop_switch(argv: List[str], switch: str) -> Tuple[List[str],
+                                                        Optional[dict]]:
+    """Remove ``switch`` and the ``KEY=VALUE`` words after it from ``argv``.
+
+    Returns:
+        tuple: The remaining argv and the options (None if the switch was
+        not given).
+    """
+    if switch not in argv:
+        return argv, None
+    i = argv.index(switch)
+    j = i + 1
+    options = {}
+    while j < len(argv) and not argv[j].startswith('-') and '=' in argv[j]:
+        key, value = argv[j].split('=', 1)
+        options[key] = _literal(value)
+        j += 1
+    return argv[:i] + argv[j:], options
+
+
+def add_shift_hook(cfg, options: dict):
+    """Add ``ShiftConsistencyHook`` with ``options`` to ``cfg.custom_hooks``
+    (or update the one already there)."""
+    hooks = list(cfg.get('custom_hooks') or [])
+    for hook in hooks:
+        if str(hook.get('type', '')).split('.')[-1] == 'ShiftConsistencyHook':
+            hook.update(options)
+            break
+    else:
+        hooks.append(dict(type='ShiftConsistencyHook', **options))
+    cfg.custom_hooks = hooks
+
+
+def _config_arg(argv: List[str]) -> Optional[str]:
+    """CONFIG when it comes first, as mmseg's usage has it (after options
+    it cannot be told from their values without mmseg's parser)."""
+    if len(argv) > 1 and not argv[1].startswith('-'):
+        return argv[1]
+    return None
+
+
+class _Session:
+    """What the Runner was built with, for the Ctrl-C message."""
+    work_dir = None
+
+
+def _edit_runner_cfg(shift_options: Optional[dict]):
+    """Check and edit the config when mmseg's tool builds its Runner."""
+    from mmengine.runner import Runner
+    from tips_mmseg.datasets import add_label_checks, check_num_classes
+    build = Runner.from_cfg.__func__
+
+    def from_cfg(cls, cfg):
+        check_num_classes(cfg)
+        add_label_checks(cfg)
+        if shift_options is not None:
+            add_shift_hook(cfg, shift_options)
+        _Session.work_dir = cfg.get('work_dir')
+        return build(cls, cfg)
+
+    Runner.from_cfg = classmethod(from_cfg)
+
+
+def resume_hint(argv: List[str], work_dir: Optional[str]) -> str:
+    """What to say when training is interrupted."""
+    from tips_mmseg.utils.atomic_io import _numbered_checkpoints
+    args = [a for a in argv[1:] if a != '--resume']
+    command = ' '.join(['python', 'tools/train.py'] +
+                       [shlex.quote(a) for a in args] + ['--resume'])
+    newest = _numbered_checkpoints(work_dir)[:1] if work_dir else []
+    where = (f'The newest checkpoint is {newest[0]}. ' if newest else
+             f'No checkpoint was saved yet in {work_dir} '
+             '(default_hooks.checkpoint.interval). ' if work_dir else '')
+    return (f'Training interrupted (Ctrl-C). {where}Resume with:\n'
+            f'    {command}')
+
+
 def run(name: str):
     repo = osp.dirname(osp.dirname(osp.abspath(__file__)))
     if repo not in sys.path:
         sys.path.insert(0, repo)  # a checkout works without installing
+    argv = list(sys.argv)
+    config = _config_arg(argv)
+    if config is not None and not osp.isfile(config):
+        sys.exit(f'error: config file {config!r} does not exist (relative to '
+                 f'{os.getcwd()}); check the path (our configs are in '
+                 'configs/, e.g. configs/toy/).')
+    shift_options = None
+    if name == 'test.py':
+        argv, shift_options = pop_switch(argv, '--shift-consistency')
     import tips_mmseg  # noqa: F401  (registers models, hooks; mmcv-lite)
+    from tips_mmseg.datasets import ConfigCheckError
     from tips_mmseg.utils import check_amp_available, explain_errors
-    if '--amp' in sys.argv[1:]:
+    if '--amp' in argv[1:]:
         try:
             check_amp_available()
         except RuntimeError as err:
             sys.exit(f'error: {err}')
+    _edit_runner_cfg(shift_options)
     path = mmseg_tool_path(name)
-    sys.argv[0] = path
-    with explain_errors():
-        runpy.run_path(path, run_name='__main__')
+    sys.argv = [path] + argv[1:]
+    try:
+        with explain_errors():
+            runpy.run_path(path, run_name='__main__')
+    except ConfigCheckError as err:
+        sys.exit(f'error: {err}')
+    except KeyboardInterrupt:
+        if name != 'train.py':
+            raise
+        print(resume_hint(argv, _Session.work_dir), file=sys.stderr)
+        sys.exit(130)

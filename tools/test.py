@@ -1,6 +1,11 @@
 """mmseg's tools/test.py (same arguments) with tips_mmseg imported first.
 
     python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--cfg-options k=v ...] ...
+    python tools/test.py CONFIG CHECKPOINT --shift-consistency [max_shift=16 num_shifts=3 ...]
+
+``--shift-consistency`` adds ``ShiftConsistencyHook`` (with the KEY=VALUE
+arguments that follow it) to ``custom_hooks``, so mASSC & co. are reported
+beside mIoU; mmengine's ``--cfg-options`` cannot add a dict to a list.
 """
 import os.path as osp
 import sys

@@ -104,3 +104,84 @@ def test_kill_9_during_training_then_resume_reaches_the_end(tmp_path):
     for name in os.listdir(work_dir):
         if name.startswith('iter_'):
             assert 'state_dict' in load_from_local_safely(str(work_dir / name))
+
+
+@pytest.fixture
+def umask_022():
+    old = os.umask(0o022)
+    yield
+    os.umask(old)
+
+
+def _mode(path):
+    return os.stat(path).st_mode & 0o777
+
+
+def test_new_files_follow_the_umask_and_old_ones_keep_their_mode(
+        tmp_path, umask_022):
+    from mmengine.fileio import LocalBackend
+    LocalBackend().put(b'x', tmp_path / 'sub' / 'iter_1.pth')
+    assert _mode(tmp_path / 'sub' / 'iter_1.pth') == 0o644  # as open() does
+    os.umask(0o077)
+    atomic_write('y', str(tmp_path / 'private.txt'))
+    assert _mode(tmp_path / 'private.txt') == 0o600
+    shared = tmp_path / 'shared.pth'
+    shared.write_bytes(b'old')
+    os.chmod(shared, 0o664)
+    LocalBackend().put(b'new', shared)
+    assert _mode(shared) == 0o664 and shared.read_bytes() == b'new'
+
+
+def test_a_symlink_is_written_through_and_hard_links_stay_linked(tmp_path):
+    from mmengine.fileio import LocalBackend
+    target = tmp_path / 'real' / 'last_checkpoint'
+    target.parent.mkdir()
+    target.write_text('old')
+    link = tmp_path / 'last_checkpoint'
+    link.symlink_to(target)
+    LocalBackend().put_text('new', link)
+    assert link.is_symlink() and target.read_text() == 'new'
+    twin = tmp_path / 'twin.pth'
+    os.link(target, twin)
+    atomic_write(b'both', str(target))
+    assert twin.read_bytes() == b'both'
+
+
+def test_a_remote_pointer_is_honoured(tmp_path):
+    torch.save({}, tmp_path / 'iter_4.pth')
+    (tmp_path / 'last_checkpoint').write_text('s3://bucket/run/iter_8.pth\n')
+    assert find_latest_checkpoint(str(tmp_path)) == \
+        's3://bucket/run/iter_8.pth'
+    from mmengine.runner import runner
+    assert runner.find_latest_checkpoint is find_latest_checkpoint
+
+
+def _truncate(path):
+    data = path.read_bytes()
+    path.write_bytes(data[:len(data) // 2])
+
+
+def test_resume_skips_a_corrupt_newest_checkpoint_and_says_so(
+        tmp_path, capsys):
+    for n in (2, 4, 6):
+        torch.save({'state_dict': {'w': torch.ones(50)}},
+                   tmp_path / f'iter_{n}.pth')
+    _truncate(tmp_path / 'iter_6.pth')
+    (tmp_path / 'iter_4.pth').write_bytes(b'not a checkpoint')
+    (tmp_path / 'last_checkpoint').write_text(str(tmp_path / 'iter_6.pth'))
+    from mmengine.logging import MMLogger
+    MMLogger.get_instance('test_resume_skips', log_level='INFO')
+    assert find_latest_checkpoint(str(tmp_path)) == str(tmp_path /
+                                                        'iter_2.pth')
+    log = capsys.readouterr().out
+    assert 'Resuming from ' + str(tmp_path / 'iter_2.pth') in log
+    assert 'iter_6.pth (truncated' in log
+    assert 'iter_4.pth (not a PyTorch' in log
+
+
+def test_resume_with_no_loadable_checkpoint_is_an_error(tmp_path):
+    (tmp_path / 'iter_2.pth').write_bytes(b'')
+    with pytest.raises(RuntimeError, match=r'None of the checkpoints in .* '
+                       r'loads: .*iter_2.pth \(the file is empty\)'):
+        find_latest_checkpoint(str(tmp_path))
+

@@ -113,3 +113,96 @@ def test_our_test_tool_refuses_evil_file(tmp_path, evil_checkpoint):
     assert refused.returncode != 0
     assert 'UntrustedCheckpointError' in refused.stderr
     assert not marker.exists()
+
+
+def test_a_refusal_is_the_unpickling_error_callers_catch(evil_checkpoint):
+    import pickle
+    path, marker = evil_checkpoint
+    try:
+        _load_checkpoint(str(path))
+    except pickle.UnpicklingError as err:  # what torch raises without us
+        assert isinstance(err, UntrustedCheckpointError)
+    else:
+        pytest.fail('not refused')
+    assert not marker.exists()
+
+
+def test_local_loader_keeps_mmengine_s_name():
+    from mmengine.runner.checkpoint import CheckpointLoader
+    for name in ('a.pth', '/x/y.pth', ' s3://x.pth', 'lol://x.pth'):
+        assert CheckpointLoader._get_checkpoint_loader(
+            name).__name__ == 'load_from_local'
+
+
+def test_allow_list_is_confined_to_loads_through_mmengine(tmp_path):
+    import numpy as np
+    import pickle
+    path = tmp_path / 'arrays.pth'
+    torch.save({'a': np.arange(3)}, path)
+    before = list(torch.serialization.get_safe_globals())
+    assert not any('numpy' in str(g) or 'mmengine' in str(g) for g in before)
+    with pytest.raises(pickle.UnpicklingError):  # torch's rule elsewhere
+        torch.load(path, weights_only=True)
+    assert (_load_checkpoint(str(path))['a'] == np.arange(3)).all()
+    assert list(torch.serialization.get_safe_globals()) == before
+
+
+def test_a_load_keeps_globals_the_user_allowed(tmp_path):
+    import numpy as np
+    path = tmp_path / 'arrays.pth'
+    torch.save({'a': np.arange(3)}, path)
+    mine = checkpoint_module.safe_checkpoint_globals()
+    torch.serialization.add_safe_globals(mine)
+    try:
+        _load_checkpoint(str(path))
+        # still allowed after our per-load allow-list was lifted
+        assert (torch.load(path, weights_only=True)['a'] ==
+                np.arange(3)).all()
+    finally:
+        torch.serialization.safe_globals(mine).__exit__(None, None, None)
+    assert not any('numpy' in str(g)
+                   for g in torch.serialization.get_safe_globals())
+
+
+def _truncated(tmp_path):
+    good = tmp_path / 'good.pth'
+    torch.save({'state_dict': {'w': torch.ones(100)}}, good)
+    data = good.read_bytes()
+    bad = tmp_path / 'iter_4.pth'
+    bad.write_bytes(data[:len(data) // 2])
+    return bad
+
+
+@pytest.mark.parametrize('kind', ['truncated', 'garbage', 'text', 'empty'])
+def test_a_bad_file_is_reported_with_its_path(tmp_path, kind):
+    if kind == 'truncated':
+        path = _truncated(tmp_path)
+        torch_error = RuntimeError
+    else:
+        path = tmp_path / 'iter_4.pth'
+        path.write_bytes({'garbage': os.urandom(2000), 'text': b'hello\n' * 9,
+                          'empty': b''}[kind])
+        try:
+            torch.load(path, weights_only=True)
+        except Exception as err:
+            torch_error = type(err)
+    with pytest.raises(checkpoint_module.CorruptCheckpointError) as info:
+        load_checkpoint(torch.nn.Linear(1, 1), str(path))
+    assert str(path) in str(info.value)
+    assert 'does not load' in str(info.value)
+    assert isinstance(info.value, torch_error)  # callers' except still works
+    assert not isinstance(info.value, UntrustedCheckpointError)
+
+
+def test_a_whole_file_s_other_errors_pass_unchanged(tmp_path, monkeypatch):
+    path = tmp_path / 'ok.pth'
+    torch.save({'w': torch.ones(1)}, path)
+
+    def fail(*args, **kwargs):
+        raise RuntimeError('Attempting to deserialize object on a CUDA '
+                           'device')
+
+    monkeypatch.setattr(torch, 'load', fail)
+    with pytest.raises(RuntimeError, match='CUDA device') as info:
+        load_from_local_safely(str(path))
+    assert not isinstance(info.value, checkpoint_module.CorruptCheckpointError)

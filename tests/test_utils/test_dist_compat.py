@@ -36,11 +36,51 @@ def test_launchers_skip_cuda_set_device_and_use_gloo_for_nccl():
     assert seen['backend'] == 'gloo'
 
 
-def test_nothing_is_patched_when_cuda_is_available(monkeypatch):
+def test_the_cpu_or_gpu_choice_is_made_at_launch(monkeypatch):
+    """With CUDA available when the launcher runs (not at import), mmengine's
+    own launcher runs unchanged: set_device, and the backend asked for."""
+    assert install_cpu_distributed_support() is True  # idempotent
+    calls = []
+
+    def init(backend, **kwargs):  # stands for mmengine's _init_dist_pytorch
+        torch.cuda.set_device(0)
+        calls.append(backend)
+
+    wrapped = _cpu_init_dist(init)
     monkeypatch.setattr(torch.cuda, 'is_available', lambda: True)
-    assert install_cpu_distributed_support() is False
-    monkeypatch.undo()
-    assert install_cpu_distributed_support() is True  # idempotent on CPU
+    monkeypatch.setattr(torch.cuda, 'set_device',
+                        lambda device: calls.append(f'set_device({device})'))
+    wrapped('nccl')
+    assert calls == ['set_device(0)', 'nccl']
+    # and the installed wrapper of mmengine's real launcher does the same
+    import mmengine.dist.utils as dist_utils
+    monkeypatch.setattr(torch_dist, 'init_process_group',
+                        lambda backend=None, **kw: calls.append(backend))
+    monkeypatch.setenv('RANK', '0')
+    monkeypatch.setenv('LOCAL_RANK', '0')
+    calls.clear()
+    dist_utils._init_dist_pytorch('nccl')
+    assert calls == ['set_device(0)', 'nccl']
+
+
+def test_wrap_model_keeps_syncbn_when_launched_on_gpu(monkeypatch):
+    """The SyncBN revert is decided in wrap_model, from the device then."""
+    from tips_mmseg.utils.dist_compat import _cpu_wrap_model
+    seen = []
+
+    class FakeRunner:
+        distributed = True
+        cfg = Config(dict())
+
+    model = torch.nn.Sequential(torch.nn.SyncBatchNorm(2))
+    wrap = _cpu_wrap_model(lambda self, cfg, m: seen.append(m) or m)
+    import mmengine.device
+    monkeypatch.setattr(mmengine.device, 'get_device', lambda: 'cuda')
+    wrap(FakeRunner(), dict(), model)
+    assert has_sync_batchnorm(seen[-1])
+    monkeypatch.setattr(mmengine.device, 'get_device', lambda: 'cpu')
+    wrap(FakeRunner(), dict(), model)
+    assert not has_sync_batchnorm(seen[-1])
 
 
 @pytest.fixture(scope='module')

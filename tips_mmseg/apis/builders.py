@@ -16,6 +16,8 @@ from mmengine.runner import Runner, load_checkpoint
 
 from mmseg.registry import MODELS
 
+from ..datasets.label_checks import add_label_checks, check_num_classes
+
 
 def build_segmentor(cfg: Config,
                     checkpoint: Optional[str] = None,
@@ -57,8 +59,8 @@ def build_eval_dataloader(
         cfg: Config,
         split: str = 'test',
         num_images: Optional[int] = None,
-        edit_pipeline: Optional[Callable[[list], list]] = None
-) -> torch.utils.data.DataLoader:
+        edit_pipeline: Optional[Callable[[list], list]] = None,
+        check_labels: bool = True) -> torch.utils.data.DataLoader:
     """Build ``cfg.<split>_dataloader``, optionally a subset or re-piped.
 
     Args:
@@ -70,6 +72,11 @@ def build_eval_dataloader(
         edit_pipeline (callable, optional): Maps the dataset's pipeline (a
             list of transform configs) to the one to use, e.g. with a
             corruption inserted. Defaults to None.
+        check_labels (bool): Refuse, naming the file, a label map with
+            values outside the model's classes or of another size than its
+            image (:class:`CheckSegLabels` after ``LoadAnnotations``), and a
+            model whose class count differs from the dataset's.
+            Defaults to True.
 
     Returns:
         DataLoader: The dataloader (``num_workers`` 0 unless set).
@@ -92,4 +99,11 @@ def build_eval_dataloader(
                 f'{split}_dataloader.dataset has no `pipeline` (a dataset '
                 'wrapper?); this evaluation needs a plain mmseg dataset.')
         dataset_cfg['pipeline'] = edit_pipeline(dataset_cfg['pipeline'])
+    if check_labels:
+        # Checked on a config holding just this split and the model.
+        checked = Config(dict(model=cfg.get('model'),
+                              test_dataloader=loader_cfg))
+        check_num_classes(checked)
+        add_label_checks(checked)
+        loader_cfg = checked.test_dataloader
     return Runner.build_dataloader(loader_cfg)

@@ -1,4 +1,4 @@
-"""Clear errors for a missing data root or an empty split, for any dataset.
+"""Clear errors for a missing data root or an empty split of mmseg datasets.
 
 Without them mmseg says ``AssertionError: Failed to load `ann_file` ...`` for
 a missing folder and ``ValueError: need at least one array to concatenate``
@@ -6,11 +6,14 @@ a missing folder and ``ValueError: need at least one array to concatenate``
 :func:`install_dataset_checks` (run on ``import tips_mmseg``) makes mmengine's
 ``Runner.build_dataloader``, through which every train/val/test dataloader of
 a Runner is built, check the paths of the dataset config first and name the
-path and the fix.
+path and the fix. Only mmseg segmentation datasets (``BaseSegDataset`` and
+subclasses, also inside dataset wrappers) are checked: any other dataset,
+iterable or empty, is built exactly as mmengine builds it.
 """
 import functools
 import os
 import os.path as osp
+from collections.abc import Sized
 from typing import Optional
 
 _PATCHED = '_tips_mmseg_data_checks'
@@ -28,6 +31,43 @@ def _join(root: Optional[str], path: str) -> str:
     return osp.join(root, path) if root and not osp.isabs(path) else path
 
 
+def _dataset_class(type_):
+    if isinstance(type_, type):
+        return type_
+    if not isinstance(type_, str):
+        return None
+    from mmengine.registry import DATASETS
+    from mmseg.registry import DATASETS as SEG_DATASETS
+    for registry in (SEG_DATASETS, DATASETS):
+        try:
+            cls = registry.get(type_)
+        except Exception:  # an unknown scope, a failed import
+            cls = None
+        if cls is not None:
+            return cls
+    return None
+
+
+def is_seg_dataset_cfg(dataset_cfg) -> bool:
+    """Whether ``dataset_cfg`` builds an mmseg segmentation dataset
+    (``BaseSegDataset`` or a subclass)."""
+    if not isinstance(dataset_cfg, dict):
+        return False
+    from mmseg.datasets import BaseSegDataset
+    cls = _dataset_class(dataset_cfg.get('type'))
+    return isinstance(cls, type) and issubclass(cls, BaseSegDataset)
+
+
+def _has_seg_dataset(dataset_cfg) -> bool:
+    """``dataset_cfg`` is, or wraps, an mmseg segmentation dataset."""
+    if not isinstance(dataset_cfg, dict):
+        return False
+    inner = [dataset_cfg.get('dataset')] + list(
+        dataset_cfg.get('datasets') or [])
+    return is_seg_dataset_cfg(dataset_cfg) or any(
+        _has_seg_dataset(d) for d in inner)
+
+
 def check_dataset_paths(dataset_cfg: dict):
     """Raise ``FileNotFoundError`` if the config names missing local paths.
 
@@ -43,6 +83,8 @@ def check_dataset_paths(dataset_cfg: dict):
     for inner in [dataset_cfg.get('dataset')] + list(
             dataset_cfg.get('datasets') or []):
         check_dataset_paths(inner)
+    if not is_seg_dataset_cfg(dataset_cfg):
+        return
     name = dataset_cfg.get('type', 'dataset')
     root = dataset_cfg.get('data_root')
     if _local(root) and root and not osp.isdir(root):
@@ -82,7 +124,7 @@ def _checked_build_dataloader(build):
     def build_dataloader(dataloader, *args, **kwargs):
         dataset_cfg = (dataloader.get('dataset')
                        if isinstance(dataloader, dict) else None)
-        if not isinstance(dataset_cfg, dict):
+        if not _has_seg_dataset(dataset_cfg):
             return build(dataloader, *args, **kwargs)
         check_dataset_paths(dataset_cfg)
         try:
@@ -92,7 +134,8 @@ def _checked_build_dataloader(build):
             if 'need at least one array to concatenate' in str(err):
                 raise empty_split_error(dataset_cfg) from err
             raise
-        if len(loader.dataset) == 0:
+        dataset = loader.dataset
+        if isinstance(dataset, Sized) and len(dataset) == 0:
             raise empty_split_error(dataset_cfg)
         return loader
 

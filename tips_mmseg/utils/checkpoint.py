@@ -1,4 +1,4 @@
-"""Safe checkpoint loading on torch >= 2.6.
+"""Safe checkpoint loading on torch >= 2.6, and clear errors for bad files.
 
 torch >= 2.6 loads with ``weights_only=True``: only tensors, containers and an
 allow-list of globals may be unpickled, so a checkpoint cannot run code while
@@ -8,33 +8,79 @@ hub's ``HistoryBuffer``, numpy arrays, dtypes and scalars from metrics).
 
 The design (see the README, "Checkpoint safety"):
 
-* The harmless types mmengine/mmseg write are added to torch's allow-list
-  (``torch.serialization.add_safe_globals``); every local checkpoint is still
-  loaded with ``weights_only=True``. Our own runs resume; nothing can execute.
+* mmengine's loader of local files (``CheckpointLoader`` scheme ``''``,
+  still named ``load_from_local``) loads with ``weights_only=True`` and the
+  harmless types mmengine/mmseg write allowed *for that load only*
+  (``torch.serialization.safe_globals``): ``torch.load`` elsewhere in the
+  process keeps torch's own allow-list. Our own runs resume; nothing can
+  execute.
 * A file that needs any other global is refused with
-  :class:`UntrustedCheckpointError`, which names the globals and how to opt
-  in. We do not turn on ``weights_only=False`` globally, nor set
+  :class:`UntrustedCheckpointError`, a ``pickle.UnpicklingError`` as torch
+  raises for it, which names the globals and how to opt in. We do not turn on
+  ``weights_only=False`` globally, nor set
   ``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD``: a downloaded file is untrusted.
 * Opt-in per file, for files the user trusts: the environment variable
   ``TIPS_MMSEG_TRUSTED_CHECKPOINTS`` (paths of files or folders, separated by
   ``os.pathsep``) or :func:`trust_checkpoint`. Only those load with
   ``weights_only=False``.
+* A truncated or garbage file raises :class:`CorruptCheckpointError` naming
+  the path (an instance of the type torch raised as well, so existing
+  ``except`` clauses still catch it).
 """
+import functools
 import os
 import os.path as osp
 import pickle
-from typing import List, Set
+import zipfile
+from typing import Dict, List, Optional, Set
 
 import numpy as np
 import torch
+from mmengine.runner import checkpoint as mmengine_checkpoint
 from mmengine.runner.checkpoint import CheckpointLoader
 
 TRUSTED_ENV = 'TIPS_MMSEG_TRUSTED_CHECKPOINTS'
 _trusted_paths: Set[str] = set()
+_PATCHED = '_tips_mmseg_safe_loader'
+# torch.save's legacy (non-zip) format starts with a pickled magic number.
+_LEGACY_MAGIC = b'\x80\x02\x8a\x0a'
 
 
-class UntrustedCheckpointError(RuntimeError):
-    """A checkpoint needs globals outside the allow-list, so was not loaded."""
+class UntrustedCheckpointError(pickle.UnpicklingError):
+    """A checkpoint needs globals outside the allow-list, so was not loaded.
+
+    A ``pickle.UnpicklingError``, which torch raises for such files too.
+    """
+
+
+class CorruptCheckpointError(RuntimeError):
+    """A checkpoint file is truncated, damaged or not a checkpoint.
+
+    Raised as a subclass of this and of the error torch gave, so callers'
+    ``except`` clauses for torch's error still apply.
+    """
+
+    def __str__(self):  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ''
+
+
+_corrupt_classes: Dict[type, type] = {}
+
+
+def _corrupt_error(message: str, cause: BaseException) -> Exception:
+    base = type(cause)
+    if isinstance(cause, CorruptCheckpointError) or not issubclass(
+            base, Exception):
+        return CorruptCheckpointError(message)
+    if base not in _corrupt_classes:
+        try:
+            cls = type('CorruptCheckpointError',
+                       (CorruptCheckpointError, base), {})
+            cls.__module__ = __name__
+        except TypeError:  # incompatible layouts (e.g. OSError)
+            cls = CorruptCheckpointError
+        _corrupt_classes[base] = cls
+    return _corrupt_classes[base](message)
 
 
 def _numpy_globals() -> List[object]:
@@ -99,12 +145,93 @@ def is_trusted(filename: str) -> bool:
     return False
 
 
+def _allowed_for_this_load(safe: List[object]):
+    """Allow ``safe`` during one load, leaving what the user had allowed
+    process-wide in place afterwards (torch's ``safe_globals`` context
+    removes its globals on exit even if they had been added before)."""
+    before = set(torch.serialization.get_safe_globals())
+    return torch.serialization.safe_globals(
+        [g for g in safe if g not in before])
+
+
 def _unsafe_globals(filename: str) -> List[str]:
     try:
         return list(
             torch.serialization.get_unsafe_globals_in_checkpoint(filename))
     except Exception:  # not a zip checkpoint (legacy format) or unreadable
         return []
+
+
+def _structure_problem(filename: str) -> Optional[str]:
+    """What is wrong with the file's container, or None if it looks whole
+    (a zip checkpoint whose records pass their CRC, or the legacy format)."""
+    try:
+        if osp.getsize(filename) == 0:
+            return 'the file is empty'
+        with open(filename, 'rb') as f:
+            head = f.read(4)
+        if zipfile.is_zipfile(filename):
+            with zipfile.ZipFile(filename) as archive:
+                names = archive.namelist()
+                damaged = archive.testzip()
+            if damaged is not None:
+                return f'record {damaged} is damaged'
+            if not any(n == 'data.pkl' or n.endswith('/data.pkl')
+                       for n in names):
+                return 'a zip archive, but not one torch.save wrote'
+            return None
+    except (OSError, zipfile.BadZipFile, EOFError) as err:
+        return f'unreadable: {err}'
+    if head.startswith(b'PK'):
+        return 'truncated: the end of its zip archive is missing'
+    if head == _LEGACY_MAGIC:
+        return None
+    return 'not a PyTorch checkpoint (neither a zip archive nor a pickle)'
+
+
+def checkpoint_problem(filename: str) -> Optional[str]:
+    """Why ``filename`` would not load as a checkpoint, or None if it would.
+
+    Reads the whole file once (a CRC check of every record); a file refused
+    only for untrusted content counts as loadable (trust is decided when it
+    is loaded).
+
+    Args:
+        filename (str): Path of a local checkpoint.
+
+    Returns:
+        str | None: A short reason, or None.
+    """
+    problem = _structure_problem(filename)
+    if problem is not None:
+        return problem
+    with open(filename, 'rb') as f:
+        legacy = f.read(4) == _LEGACY_MAGIC
+    if legacy:  # no cheap check: load it
+        try:
+            load_from_local_safely(filename, map_location='cpu')
+        except UntrustedCheckpointError:
+            return None
+        except Exception as err:
+            return f'{type(err).__name__}: {err}'.splitlines()[0]
+    return None
+
+
+def _refusal(filename: str, error: pickle.UnpicklingError) -> Exception:
+    needed = _unsafe_globals(filename)
+    text = str(error)
+    if not needed and 'global' not in text.lower() and (
+            'not allowed' not in text):
+        return None  # not about globals: a damaged pickle
+    what = ', '.join(needed) if needed else text.splitlines()[0]
+    return UntrustedCheckpointError(
+        f'Refused to load checkpoint {filename!r}: it needs objects '
+        f'outside the safe allow-list ({what}), and unpickling them could '
+        'run code from the file. Nothing from it was executed. If you '
+        'trust this file, allow it explicitly: set '
+        f'{TRUSTED_ENV}={osp.abspath(filename)} (files or folders, '
+        f'separated by "{os.pathsep}") or call '
+        'tips_mmseg.utils.trust_checkpoint(path) before loading.')
 
 
 def load_from_local_safely(filename: str, map_location=None):
@@ -120,33 +247,65 @@ def load_from_local_safely(filename: str, map_location=None):
     Raises:
         UntrustedCheckpointError: The file needs globals outside the
             allow-list and is not trusted.
+        CorruptCheckpointError: The file is truncated, damaged or not a
+            checkpoint.
     """
     filename = osp.expanduser(filename)
     if not osp.isfile(filename):
         raise FileNotFoundError(f'{filename} can not be found.')
-    if is_trusted(filename):
-        return torch.load(
-            filename, map_location=map_location, weights_only=False)
+    trusted = is_trusted(filename)
     try:
-        return torch.load(
-            filename, map_location=map_location, weights_only=True)
-    except pickle.UnpicklingError as error:
-        needed = _unsafe_globals(filename)
-        what = ', '.join(needed) if needed else str(error).splitlines()[0]
-        raise UntrustedCheckpointError(
-            f'Refused to load checkpoint {filename!r}: it needs objects '
-            f'outside the safe allow-list ({what}), and unpickling them could '
-            'run code from the file. Nothing from it was executed. If you '
-            'trust this file, allow it explicitly: set '
-            f'{TRUSTED_ENV}={osp.abspath(filename)} (files or folders, '
-            f'separated by "{os.pathsep}") or call '
-            'tips_mmseg.utils.trust_checkpoint(path) before loading.'
-        ) from None
+        if trusted:
+            return torch.load(
+                filename, map_location=map_location, weights_only=False)
+        with _allowed_for_this_load(safe_checkpoint_globals()):
+            return torch.load(
+                filename, map_location=map_location, weights_only=True)
+    except Exception as error:
+        if isinstance(error, pickle.UnpicklingError) and not trusted:
+            refusal = _refusal(filename, error)
+            if refusal is not None:
+                raise refusal from None
+        problem = _structure_problem(filename)
+        with open(filename, 'rb') as f:
+            legacy = f.read(4) == _LEGACY_MAGIC
+        if problem is None and not (legacy and isinstance(
+                error, (EOFError, pickle.UnpicklingError))):
+            raise  # a whole file: e.g. a CUDA tensor with map_location=None
+        problem = problem or 'the pickled data is cut short or damaged'
+        detail = (str(error).splitlines() or [''])[0][:200]
+        raise _corrupt_error(
+            f'Checkpoint {filename!r} does not load: {problem} '
+            f'({type(error).__name__}: {detail}). '
+            'It was probably cut short by an interrupted write or copy, or '
+            'is not a checkpoint: copy or save it again, or use another one '
+            '(tools/train.py --resume skips it and takes the newest '
+            'checkpoint that loads).', error) from error
+
+
+@functools.wraps(mmengine_checkpoint.load_from_local)
+def load_from_local(filename, map_location=None):
+    # mmengine's name, so its log says 'local backend' and code that looks
+    # the scheme's loader up by name finds it.
+    return load_from_local_safely(filename, map_location)
+
+
+setattr(load_from_local, _PATCHED, True)
 
 
 def install_safe_checkpoint_loading():
-    """Allow-list mmengine's harmless types and route local files through
+    """Route mmengine's loading of local files through
     :func:`load_from_local_safely` (idempotent)."""
+    current = CheckpointLoader._get_checkpoint_loader('local.pth')
+    if not getattr(current, _PATCHED, False):
+        CheckpointLoader.register_scheme(
+            prefixes='', loader=load_from_local, force=True)
+
+
+def allow_checkpoint_globals_everywhere():
+    """Opt in: let *every* ``torch.load(weights_only=True)`` of the process
+    accept what mmengine checkpoints hold (HistoryBuffer, numpy arrays,
+    dtypes, scalars), e.g. to read them with plain ``torch.load`` in a
+    notebook. Not done on import: it widens torch's allow-list for all code.
+    """
     torch.serialization.add_safe_globals(safe_checkpoint_globals())
-    CheckpointLoader.register_scheme(
-        prefixes='', loader=load_from_local_safely, force=True)

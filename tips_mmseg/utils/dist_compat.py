@@ -12,9 +12,10 @@ mmengine 0.10.7 assumes GPUs once a launcher is given:
   ``SyncBatchNorm`` cannot train on CPU tensors ("SyncBatchNorm expected
   input tensor to be on GPU"), and mmseg's base configs all use SyncBN.
 
-:func:`install_cpu_distributed_support` fixes the three, and is installed on
-``import tips_mmseg`` only when CUDA is not available: on GPUs nothing
-changes (real SyncBN, NCCL, ``device_ids``).
+:func:`install_cpu_distributed_support` (run on ``import tips_mmseg``) wraps
+the three; each wrapper decides when it is called - at launch, not at
+import - whether the process runs on CPU: with CUDA available (or a model on
+a GPU) mmengine's own code runs unchanged (real SyncBN, NCCL, ``device_ids``).
 """
 import functools
 import logging
@@ -49,6 +50,8 @@ def _cpu_init_dist(init_fn):
 
     @functools.wraps(init_fn)
     def init(backend, *args, **kwargs):
+        if torch.cuda.is_available():  # decided at launch
+            return init_fn(backend, *args, **kwargs)
         if backend == 'nccl':
             # mmseg's default_runtime says nccl; on CPU gloo is the only
             # choice, so say so and use it rather than fail in torch.
@@ -86,8 +89,10 @@ def _cpu_wrap_model(wrap_model):
 
     @functools.wraps(wrap_model)
     def wrap(self, model_wrapper_cfg, model):
+        from mmengine.device import get_device
         from mmengine.model import is_model_wrapper, revert_sync_batchnorm
-        if not self.distributed or is_model_wrapper(model):
+        if (not self.distributed or is_model_wrapper(model)
+                or get_device() != 'cpu'):
             return wrap_model(self, model_wrapper_cfg, model)
         if has_sync_batchnorm(model):
             print_log(
@@ -118,20 +123,16 @@ def _cpu_wrap_model(wrap_model):
     return wrap
 
 
-def install_cpu_distributed_support(force: bool = False) -> bool:
-    """Make mmengine's launchers, DDP and SyncBN configs work on CPU.
+def install_cpu_distributed_support() -> bool:
+    """Let mmengine's launchers, DDP and SyncBN configs work on CPU.
 
-    Idempotent. Does nothing when CUDA is available (unless ``force``).
-
-    Args:
-        force (bool): Install even if CUDA is available (tests).
-            Defaults to False.
+    Idempotent. The wrappers act only in processes that launch without CUDA
+    (checked when a launcher, DDP or ``wrap_model`` is called); elsewhere
+    mmengine's code runs unchanged.
 
     Returns:
-        bool: Whether the CPU support is (now) installed.
+        bool: True (the wrappers are in place).
     """
-    if torch.cuda.is_available() and not force:
-        return False
     import mmengine.dist.utils as dist_utils
     from mmengine.model import MMDistributedDataParallel
     from mmengine.runner import Runner
