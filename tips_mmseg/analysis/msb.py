@@ -1,6 +1,6 @@
 """Maximum-sampling bias (MSB) of downsampling layers, measured with hooks.
 
-Definitions (``METHOD.md`` section 2), per downsampling layer, for output
+Definitions (``docs/method.md``), per downsampling layer, for output
 element ``y`` and the input window ``w`` its output location covers:
 
 * ``msb_pixel``: fraction of output elements equal (relative tolerance
@@ -8,8 +8,8 @@ element ``y`` and the input window ``w`` its output location covers:
   with ``max(w) > min(w)`` (beyond the tolerance) count, as for
   ``msb_soft``: in a flat window every output "equals the max", and after a
   ReLU many windows are all zero (46% in a random conv-ReLU net), which
-  would lift an average pool's msb_pixel from 0 to ~0.46. METHOD.md's
-  wording counts all output elements; this is a deliberate refinement so
+  would lift an average pool's msb_pixel from 0 to ~0.46. A literal
+  reading counts all output elements; this is a deliberate refinement so
   that "averaging -> ~0" holds on real features. ``flat_fraction`` reports
   the share of flat windows.
 * ``msb_soft``: mean of ``(y - min(w)) / (max(w) - min(w))`` over windows

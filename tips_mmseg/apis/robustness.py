@@ -1,4 +1,4 @@
-"""mIoU under image corruptions and adversarial attacks (EVALUATION.md).
+"""mIoU under image corruptions and adversarial attacks (docs/evaluation.md).
 
 :func:`evaluate_robustness` builds the model and the test dataloader from an
 mmseg config and measures mIoU with the config's test evaluator (mmseg's

@@ -1,6 +1,6 @@
 """Which modules carry TIPS regularizers, and who takes care of them.
 
-A TIPS layer is trained with L_FM and L_undo (METHOD.md section 5), which a
+A TIPS layer is trained with L_FM and L_undo (docs/method.md, docs/fidelity.md), which a
 segmentor such as :class:`TIPSEncoderDecoder` adds to the loss. A backbone
 cannot add losses itself, so it checks that some segmentor claimed its TIPS
 layers and tells the user once, clearly, when none did.

@@ -1,6 +1,6 @@
 """ResNets whose every stride-2 step is a shift-invariant downsampler.
 
-Placement (METHOD.md section 4): each stride-2 operator runs at stride 1 and
+Placement (docs/method.md): each stride-2 operator runs at stride 1 and
 is followed by the downsampler -
 
 * deep stem (ResNetV1c): conv1 (s1)-BN-ReLU-[down]-conv-BN-ReLU-conv-BN-ReLU;
