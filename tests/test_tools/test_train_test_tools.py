@@ -113,16 +113,20 @@ def test_ctrl_c_says_how_to_resume(trained, tmp_path):
             '--cfg-options', 'train_cfg.max_iters=1000',
             'default_hooks.checkpoint.interval=1']
     env = dict(__import__('os').environ, PYTHONPATH=REPO_ROOT)
-    process = subprocess.Popen(args, cwd=tmp_path, env=env,
-                               stdout=subprocess.DEVNULL,
-                               stderr=subprocess.PIPE, text=True)
+    # A runner that started us in the background (no job control) leaves
+    # SIGINT ignored, and an ignored signal stays ignored across exec, so
+    # Python would never raise KeyboardInterrupt: restore the default.
+    process = subprocess.Popen(
+        args, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE, text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 400
     while time.time() < deadline and not (tmp_path / 'wd' /
                                           'iter_2.pth').exists():
         time.sleep(0.1)
     process.send_signal(signal.SIGINT)
     _, err = process.communicate(timeout=300)
-    assert process.returncode == 130
+    assert process.returncode == 130, err[-3000:]
     assert 'Training interrupted (Ctrl-C). The newest checkpoint is wd/' \
         'iter_' in err
     assert '--work-dir wd --cfg-options train_cfg.max_iters=1000 ' \
