@@ -76,7 +76,7 @@ def export_onnx(model: nn.Module,
     model.eval()
     wrapper = EncodeDecode(model).eval()
     device = next(model.parameters()).device
-    channels = _input_channels(model)
+    channels = input_channels(model)
     example = torch.randn(batch_size, channels, *shape, device=device)
     dynamic_axes = None
     if dynamic:
@@ -101,7 +101,7 @@ def export_onnx(model: nn.Module,
     return out
 
 
-def _input_channels(model: nn.Module) -> int:
+def input_channels(model: nn.Module) -> int:
     """Input channels of the segmentor (3 unless its first conv says)."""
     for m in model.backbone.modules():
         if isinstance(m, nn.Conv2d):
