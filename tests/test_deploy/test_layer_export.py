@@ -69,6 +69,9 @@ def test_padding_traced_at_even_size_is_right_at_odd_sizes(mode):
 def layers():
     yield 'BlurPool', BlurPool(4, filter_size=3)
     yield 'BlurPool-4', BlurPool(4, filter_size=4)
+    for pad_mode in ('replicate', 'circular', 'zeros'):
+        yield f'BlurPool-5-{pad_mode}', BlurPool(4, filter_size=5,
+                                                 pad_mode=pad_mode)
     for mode in ODD_PADDING_MODES:
         yield f'APS-{mode}', APS(4, odd_padding=mode)
         yield f'LPS-{mode}', LPS(4, hidden_channels=4, odd_padding=mode)
