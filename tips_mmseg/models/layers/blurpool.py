@@ -78,8 +78,8 @@ class BlurPool(BaseModule):
         left, right, top, bottom = self.padding
         h, w = shape_hw(x)
         reflect = torch.minimum(h, w) > max(self.padding)
-        rows = pad_index(h, top, bottom, reflect)
-        cols = pad_index(w, left, right, reflect)
+        rows = pad_index(h, top, bottom, reflect, x.device)
+        cols = pad_index(w, left, right, reflect, x.device)
         return x.index_select(-2, rows).index_select(-1, cols)
 
     def extra_repr(self) -> str:

@@ -47,8 +47,8 @@ def shape_hw(x: torch.Tensor):
     return shape[-2], shape[-1]
 
 
-def pad_index(size: torch.Tensor, before, after,
-              reflect: torch.Tensor) -> torch.Tensor:
+def pad_index(size: torch.Tensor, before, after, reflect: torch.Tensor,
+              device=None) -> torch.Tensor:
     """Source indices of a padded axis: reflect or, where ``reflect`` is
     False, replicate; all as graph ops of the (symbolic) size.
 
@@ -57,11 +57,15 @@ def pad_index(size: torch.Tensor, before, after,
         before, after (int | Tensor): Padding on each side (< size where
             reflecting).
         reflect (Tensor): 0-dim bool.
+        device (torch.device, optional): Of the indices (the map's; sizes
+            live on the CPU). Defaults to None (the size's).
 
     Returns:
         Tensor: (before + size + after,) long indices into the axis.
     """
-    idx = torch.arange(size + before + after, device=size.device) - before
+    idx = torch.arange(size + before + after,
+                       device=device or size.device) - before
+    size, reflect = size.to(idx.device), reflect.to(idx.device)
     # Mirror about 0 and size - 1 (period 2 * (size - 1)); a side of one
     # pixel has no mirror (its period is clamped to avoid x % 0).
     period = torch.clamp(2 * (size - 1), min=1)
@@ -122,8 +126,8 @@ def pad_to_even_graph(x: torch.Tensor,
         cols = torch.remainder(torch.arange(even_w, device=x.device), w)
     else:
         reflect = torch.minimum(h, w) > 1
-        rows = pad_index(h, h % 2, 0, reflect)
-        cols = pad_index(w, w % 2, 0, reflect)
+        rows = pad_index(h, h % 2, 0, reflect, x.device)
+        cols = pad_index(w, w % 2, 0, reflect, x.device)
     return x.index_select(-2, rows).index_select(-1, cols)
 
 
