@@ -168,7 +168,7 @@ def polyphase_merge(components: torch.Tensor) -> torch.Tensor:
         Tensor: (N, C, 2h, 2w).
     """
     n, c, k, h, w = components.shape
-    if k != NUM_COMPONENTS:
+    if not tracing() and k != NUM_COMPONENTS:
         raise ValueError(f'polyphase_merge expects {NUM_COMPONENTS} '
                          f'components in dim 2, got {k}.')
     return F.pixel_shuffle(components.reshape(n, c * k, h, w), STRIDE)
