@@ -134,3 +134,23 @@ def test_missing_onnx_file_is_a_clear_error(tmp_path):
     model = build_segmentor(toy_config('vanilla'))
     with pytest.raises(FileNotFoundError, match='export_onnx.py'):
         ONNXSegmentor(str(tmp_path / 'none.onnx'), model)
+
+
+def test_onnx_segmentor_runs_slide_inference_like_pytorch(tmp_path):
+    """Slide mode: a static graph at the crop size, slid by mmseg's own
+    slide_inference, gives PyTorch's slide logits."""
+    cfg = toy_config('aps')
+    cfg.model.test_cfg = dict(mode='slide', crop_size=(32, 32),
+                              stride=(24, 24))
+    model = randomize(build_segmentor(cfg))
+    onnx_file = export_onnx(model, str(tmp_path / 'crop.onnx'),
+                            shape=(32, 32), dynamic=False)
+    inputs = torch.randn(1, 3, 48, 64)
+    metas = [dict(img_shape=(48, 64), ori_shape=(48, 64))]
+    with torch.no_grad():
+        want = model.inference(inputs, [dict(m) for m in metas])
+    got = ONNXSegmentor(onnx_file, model).inference(inputs,
+                                                    [dict(m) for m in metas])
+    assert got.shape == want.shape == (1, 5, 48, 64)
+    span = (want.max() - want.min()).item()
+    assert (got - want).abs().max().item() <= 1e-3 * span
