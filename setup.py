@@ -96,7 +96,9 @@ setup(
     extras_require={
         'lite': ['mmcv-lite>=2.0,<2.2'],
         'full': ['mmcv>=2.0,<2.2'],
-        'tests': ['pytest', 'pytest-xdist', 'hypothesis'],
+        'tests': ['pytest', 'pytest-xdist', 'hypothesis', 'onnx', 'onnxruntime',
+                  'onnxscript'],
+        'deploy': ['onnx', 'onnxruntime', 'onnxscript'],
     },
     cmdclass=CMDCLASS,
     zip_safe=False,

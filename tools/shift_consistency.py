@@ -9,7 +9,8 @@ Example::
         --modes standard circular crop subpixel --heatmap-mode crop
 
 Without a checkpoint the randomly initialised net is evaluated (a quick
-look). Writes the JSON (``--out``) and the consistency map PNG next to it
+look). ``--onnx FILE.onnx`` scores the exported model in onnxruntime instead
+(the same metrics, for the deployed artifact). Writes the JSON (``--out``) and the consistency map PNG next to it
 (or at ``--heatmap``).
 """
 import argparse
@@ -97,6 +98,11 @@ def parse_args(argv=None):
     parser.add_argument('--heatmap', help='PNG path (default: beside --out)')
     parser.add_argument('--device', default='cpu', help='e.g. cpu, cuda:0')
     parser.add_argument(
+        '--onnx', metavar='FILE.onnx',
+        help='run this exported model (tools/export_onnx.py) in '
+        'onnxruntime instead of PyTorch; CONFIG gives the data and the '
+        'preprocessing, the weights are those in the file')
+    parser.add_argument(
         '--cfg-options', nargs='+', action=DictAction,
         help='override config settings, key=value (mmengine syntax)')
     return parser.parse_args(argv)
@@ -107,6 +113,9 @@ def build_model_and_loader(args):
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
     model = build_segmentor(cfg, args.checkpoint, args.device)
+    if getattr(args, 'onnx', None):
+        from tips_mmseg.apis.export import ONNXSegmentor
+        model = ONNXSegmentor(args.onnx, model)
     dataloader = build_eval_dataloader(cfg, 'test')
     evaluator = cfg.get('test_evaluator', {})
     ignore_index = 255
@@ -161,6 +170,7 @@ def main(argv=None):
     report = dict(
         config=args.config,
         checkpoint=args.checkpoint,
+        onnx=args.onnx,
         settings=dict(
             shifts=args.shifts,
             num_shifts=args.num_shifts,

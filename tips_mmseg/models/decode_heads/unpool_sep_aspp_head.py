@@ -37,9 +37,12 @@ def unpool_bilinear(y: torch.Tensor, weights: torch.Tensor,
         Tensor: (N, C, H, W).
     """
     up = polyphase_unpool(y, weights, output_size, odd_padding)
-    kernel = _BILINEAR_2X.to(up).expand(up.shape[1], 1, 3, 3)
-    return F.conv2d(F.pad(up, (1, 1, 1, 1), mode='circular'), kernel,
-                    groups=up.shape[1])
+    padded = F.pad(up, (1, 1, 1, 1), mode='circular')
+    # Every channel as a one-channel image: the kernel's shape then does not
+    # depend on the channel count (ONNX export needs a static kernel shape).
+    out = F.conv2d(padded.flatten(0, 1).unsqueeze(1),
+                   _BILINEAR_2X.to(up)[None, None])
+    return out.view_as(up)
 
 
 @MODELS.register_module()

@@ -6,7 +6,7 @@ from mmengine.model import BaseModule
 
 from .binomial import BINOMIAL_TAPS
 from .polyphase import (NUM_COMPONENTS, check_odd_padding, mix_phases,
-                        pad_to_even, select_phase)
+                        pad_to_even, select_phase, tracing)
 
 
 def check_input(layer: torch.nn.Module, x: torch.Tensor, channels: int):
@@ -15,6 +15,8 @@ def check_input(layer: torch.nn.Module, x: torch.Tensor, channels: int):
     if x.dim() != 4:
         raise ValueError(f'{name} expects an (N, C, H, W) tensor, got shape '
                          f'{tuple(x.shape)}.')
+    if tracing():
+        return  # sizes are symbolic; a traced check would be baked in
     if x.shape[1] != channels:
         raise ValueError(
             f'{name}(channels={channels}) got an input with {x.shape[1]} '

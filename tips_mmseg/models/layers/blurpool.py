@@ -9,6 +9,7 @@ from mmseg.registry import MODELS
 from ..circular import circular_pad
 from .base import check_input
 from .binomial import binomial_kernel
+from .polyphase import pad_index, shape_hw, tracing
 
 
 @MODELS.register_module()
@@ -58,16 +59,28 @@ class BlurPool(BaseModule):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_input(self, x, self.channels)
         mode = self.pad_mode
-        if mode == 'reflect' and min(x.shape[-2:]) <= max(self.padding):
-            mode = 'replicate'  # reflect needs more pixels than the padding
-        if mode == 'zeros':
+        if mode == 'reflect' and tracing():
+            x = self._reflect_pad_graph(x)
+        elif mode == 'zeros':
             x = F.pad(x, self.padding)
         elif mode == 'circular':
             x = circular_pad(x, self.padding)
         else:
+            if mode == 'reflect' and min(x.shape[-2:]) <= max(self.padding):
+                mode = 'replicate'  # reflect needs more pixels than the pad
             x = F.pad(x, self.padding, mode=mode)
         return F.conv2d(x, self.kernel.to(x.dtype), stride=self.stride,
                         groups=self.channels)
+
+    def _reflect_pad_graph(self, x: torch.Tensor) -> torch.Tensor:
+        """The reflect padding of :meth:`forward` (replicate on maps too
+        small to reflect) with the size test as a graph op, for export."""
+        left, right, top, bottom = self.padding
+        h, w = shape_hw(x)
+        reflect = torch.minimum(h, w) > max(self.padding)
+        rows = pad_index(h, top, bottom, reflect, x.device)
+        cols = pad_index(w, left, right, reflect, x.device)
+        return x.index_select(-2, rows).index_select(-1, cols)
 
     def extra_repr(self) -> str:
         return (f'channels={self.channels}, filter_size={self.filter_size}, '

@@ -30,12 +30,59 @@ def check_odd_padding(mode: str) -> str:
     return mode
 
 
+def tracing() -> bool:
+    """Whether the forward is being traced (ONNX / TorchScript export).
+
+    Layers then take their graph path: sizes are symbolic, so decisions
+    that depend on them are graph ops instead of Python ``if``s.
+    """
+    return torch.jit.is_tracing()
+
+
+def shape_hw(x: torch.Tensor):
+    """(H, W) of ``x`` as 0-dim long tensors (symbolic when traced)."""
+    # What torch.onnx.operators.shape_as_tensor does, without importing
+    # torch.onnx in every process that imports the layers.
+    shape = torch._shape_as_tensor(x)
+    return shape[-2], shape[-1]
+
+
+def pad_index(size: torch.Tensor, before, after, reflect: torch.Tensor,
+              device=None) -> torch.Tensor:
+    """Source indices of a padded axis: reflect or, where ``reflect`` is
+    False, replicate; all as graph ops of the (symbolic) size.
+
+    Args:
+        size (Tensor): 0-dim length of the axis.
+        before, after (int | Tensor): Padding on each side (< size where
+            reflecting).
+        reflect (Tensor): 0-dim bool.
+        device (torch.device, optional): Of the indices (the map's; sizes
+            live on the CPU). Defaults to None (the size's).
+
+    Returns:
+        Tensor: (before + size + after,) long indices into the axis.
+    """
+    idx = torch.arange(size + before + after,
+                       device=device or size.device) - before
+    size, reflect = size.to(idx.device), reflect.to(idx.device)
+    # Mirror about 0 and size - 1 (period 2 * (size - 1)); a side of one
+    # pixel has no mirror (its period is clamped to avoid x % 0).
+    period = torch.clamp(2 * (size - 1), min=1)
+    mirrored = torch.remainder(idx, period)
+    mirrored = torch.where(mirrored >= size, period - mirrored, mirrored)
+    clamped = torch.minimum(torch.clamp(idx, min=0), size - 1)
+    return torch.where(reflect, mirrored, clamped)
+
+
 def pad_to_even(x: torch.Tensor,
                 mode: str = 'reflect-top-left') -> torch.Tensor:
     """Pad one row/column where H or W is odd.
 
     Output is ``2 * ceil(H / 2)`` by ``2 * ceil(W / 2)``, so every stride-2
-    layer yields ``ceil(H / 2)``.
+    layer yields ``ceil(H / 2)``. When traced for export the parity is a
+    graph op (:func:`pad_to_even_graph`), so one graph serves even and odd
+    sizes.
 
     Args:
         x (Tensor): (N, C, H, W) map.
@@ -50,6 +97,8 @@ def pad_to_even(x: torch.Tensor,
         Tensor: (N, C, H + H % 2, W + W % 2) map (``x`` itself if even).
     """
     check_odd_padding(mode)
+    if tracing():
+        return pad_to_even_graph(x, mode)
     pad_h, pad_w = x.shape[-2] % 2, x.shape[-1] % 2
     if not (pad_h or pad_w):
         return x
@@ -59,6 +108,27 @@ def pad_to_even(x: torch.Tensor,
         return F.pad(x, (0, pad_w, 0, pad_h), mode='circular')
     pad_mode = 'reflect' if min(x.shape[-2:]) > 1 else 'replicate'
     return F.pad(x, (pad_w, 0, pad_h, 0), mode=pad_mode)
+
+
+def pad_to_even_graph(x: torch.Tensor,
+                      mode: str = 'reflect-top-left') -> torch.Tensor:
+    """:func:`pad_to_even` with the parity as graph ops: the same values
+    for any size, with no Python decision on the size (what export
+    traces). It always gathers (a copy even for even maps), so eager code
+    uses :func:`pad_to_even`."""
+    check_odd_padding(mode)
+    h, w = shape_hw(x)
+    even_h, even_w = h + h % 2, w + w % 2
+    if mode == 'zero-bottom-right':
+        return F.pad(x, (0, 1, 0, 1))[..., :even_h, :even_w]
+    if mode == 'circular-bottom-right':
+        rows = torch.remainder(torch.arange(even_h, device=x.device), h)
+        cols = torch.remainder(torch.arange(even_w, device=x.device), w)
+    else:
+        reflect = torch.minimum(h, w) > 1
+        rows = pad_index(h, h % 2, 0, reflect, x.device)
+        cols = pad_index(w, w % 2, 0, reflect, x.device)
+    return x.index_select(-2, rows).index_select(-1, cols)
 
 
 def crop_padding(x: torch.Tensor, size, mode: str = 'reflect-top-left'
@@ -98,7 +168,7 @@ def polyphase_merge(components: torch.Tensor) -> torch.Tensor:
         Tensor: (N, C, 2h, 2w).
     """
     n, c, k, h, w = components.shape
-    if k != NUM_COMPONENTS:
+    if not tracing() and k != NUM_COMPONENTS:
         raise ValueError(f'polyphase_merge expects {NUM_COMPONENTS} '
                          f'components in dim 2, got {k}.')
     return F.pixel_shuffle(components.reshape(n, c * k, h, w), STRIDE)
@@ -121,7 +191,7 @@ def polyphase_view(x: torch.Tensor) -> torch.Tensor:
         is contiguous.
     """
     n, c, h, w = x.shape
-    if h % STRIDE or w % STRIDE:
+    if not tracing() and (h % STRIDE or w % STRIDE):
         raise ValueError(f'polyphase_view needs an even-sized map, got '
                          f'{h}x{w}; pad it with pad_to_even() first.')
     return x.reshape(n, c, h // STRIDE, STRIDE, w // STRIDE, STRIDE)
@@ -140,12 +210,7 @@ class _MixPhases(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
         ctx.save_for_backward(x, weights)
-        w = weights.unsqueeze(-1).unsqueeze(-1)  # (N, C, 4, 1, 1)
-        (a0, b0), *rest = COMPONENT_OFFSETS
-        out = x[:, :, a0::STRIDE, b0::STRIDE] * w[:, :, 0]
-        for k, (a, b) in enumerate(rest, start=1):
-            out.addcmul_(x[:, :, a::STRIDE, b::STRIDE], w[:, :, k])
-        return out
+        return _mix_components(x, weights)
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
@@ -176,12 +241,27 @@ def mix_phases(x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
         Tensor: (N, C, H/2, W/2).
     """
     n, c, h, w = x.shape
-    if h % STRIDE or w % STRIDE:
+    if not tracing() and (h % STRIDE or w % STRIDE):
         raise ValueError(f'mix_phases needs an even-sized map, got {h}x{w}; '
                          'pad it with pad_to_even() first.')
     # expand() is differentiable: per-sample weights get summed gradients.
     weights = weights.to(x.dtype).expand(n, c, NUM_COMPONENTS)
-    return _MixPhases.apply(x, weights)
+    if torch.is_grad_enabled() and (x.requires_grad
+                                    or weights.requires_grad):
+        return _MixPhases.apply(x, weights)
+    # No gradient wanted (eval, export): plain ops, the same arithmetic as
+    # _MixPhases.forward, so exporters can trace it.
+    return _mix_components(x, weights)
+
+
+def _mix_components(x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """``sum_k weights[:, :, k] * P_k(x)`` accumulated in component order."""
+    w = weights.unsqueeze(-1).unsqueeze(-1)  # (N, C, 4, 1, 1)
+    (a0, b0), *rest = COMPONENT_OFFSETS
+    out = x[:, :, a0::STRIDE, b0::STRIDE] * w[:, :, 0]
+    for k, (a, b) in enumerate(rest, start=1):
+        out.addcmul_(x[:, :, a::STRIDE, b::STRIDE], w[:, :, k])
+    return out
 
 
 def select_phase(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:

@@ -8,6 +8,7 @@ import torch.nn.functional as F
 from mmseg.registry import MODELS
 from ...utils.shift_ops import check_mode, shift_image
 from .base import PolyphaseDownsample
+from .polyphase import tracing
 
 #: How the 2x2 quadrant means are paired with the four components.
 TAU_PAIRINGS = ('aligned', 'release')
@@ -103,7 +104,14 @@ class TIPS(PolyphaseDownsample):
     def component_weights(self, x: torch.Tensor) -> torch.Tensor:
         # In place: the conv's backward needs its input, not its output.
         psi = F.relu(self.psi_conv(x), inplace=True)
-        quadrant_means = F.adaptive_avg_pool2d(psi, 2)
+        if tracing():
+            # The exporter cannot size an adaptive pool of a symbolic map;
+            # psi is even-sized, so its quadrants are a reshape away.
+            n, c, h, w = psi.shape
+            quadrant_means = psi.reshape(n, c, 2, h // 2, 2, w // 2).mean(
+                dim=(3, 5))
+        else:
+            quadrant_means = F.adaptive_avg_pool2d(psi, 2)
         logits = self.logit_scale(quadrant_means)  # (N, C, 2, 2)
         if self.tau_pairing == 'release':
             logits = logits.transpose(-2, -1)
