@@ -154,8 +154,24 @@ def run(name: str):
             runpy.run_path(path, run_name='__main__')
     except ConfigCheckError as err:
         sys.exit(f'error: {err}')
-    except KeyboardInterrupt:
-        if name != 'train.py':
+    except BaseException as err:  # noqa: B902
+        if name != 'train.py' or not _interrupted(err):
             raise
         print(resume_hint(argv, _Session.work_dir), file=sys.stderr)
         sys.exit(130)
+
+
+def _interrupted(err: BaseException) -> bool:
+    """Whether ``err`` is, or was raised while handling, a Ctrl-C.
+
+    mmengine turns any exception inside ``Config.pretty_text`` (run at every
+    checkpoint save) into a SyntaxError, so a Ctrl-C that lands there
+    arrives as the context of that SyntaxError.
+    """
+    seen = set()
+    while err is not None and id(err) not in seen:
+        if isinstance(err, KeyboardInterrupt):
+            return True
+        seen.add(id(err))
+        err = err.__cause__ or err.__context__
+    return False
