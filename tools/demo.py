@@ -11,7 +11,8 @@ configs and weight-initialization notes go to the log files only.
 
 Example:
     python tools/demo.py --work-dir work_dirs/demo                # make demo
-    python tools/demo.py --variants vanilla,tips --seeds 0,1,2
+    python tools/demo.py --variants vanilla,tips --seeds 0,1,2 \
+        --spread-seeds ''
 """
 import argparse
 import json
@@ -57,6 +58,10 @@ def parse_args(argv=None):
         '--seeds', default='0',
         help='comma-separated training seeds; each variant is trained once '
         'per seed (default: 0)')
+    parser.add_argument(
+        '--spread-seeds', default='1',
+        help='extra seeds for the first variant only, to measure the '
+        'seed-to-seed spread within the budget (default: 1; "" for none)')
     parser.add_argument(
         '--iters', type=int, default=None,
         help="training iterations per run (default: the toy config's)")
@@ -203,13 +208,15 @@ def main(argv=None):
     seeds = _csv(args.seeds, int)
     if not variants or not seeds:
         raise SystemExit('--variants and --seeds must name at least one.')
-    configs = [toy_config(v, s, args) for s in seeds for v in variants]
+    runs = [(v, s) for s in seeds for v in variants]
+    runs += [(variants[0], s) for s in _csv(args.spread_seeds, int)
+             if s not in seeds]
+    configs = [toy_config(v, s, args) for v, s in runs]
     start = time.perf_counter()
     data = prepare_data(args)
     os.makedirs(args.work_dir, exist_ok=True)
 
     results = []
-    runs = [(v, s) for s in seeds for v in variants]
     for index, (variant, seed) in enumerate(runs, 1):
         print(f'\n=== [{index}/{len(runs)}] {variant}, seed {seed}: '
               f'{configs[index - 1].train_cfg.max_iters} iterations on '
@@ -221,7 +228,8 @@ def main(argv=None):
     base = configs[0]
     settings = dict(
         data_root=args.data_root, num_train=data['num_train'],
-        num_val=data['num_val'], data_seed=data['seed'], seeds=seeds,
+        num_val=data['num_val'], data_seed=data['seed'],
+        seeds=sorted({s for _, s in runs}),
         iters=base.train_cfg.max_iters,
         batch_size=base.train_dataloader.batch_size,
         optimizer=dict(base.optim_wrapper.optimizer),

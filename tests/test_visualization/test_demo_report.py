@@ -205,3 +205,20 @@ def test_class_iou_by_hand():
     # neither: NaN.
     assert ious[:3] == pytest.approx([100 * 2 / 3, 50., 50.])
     assert np.isnan(ious[3])
+
+
+def test_spread_from_the_one_variant_with_several_seeds(tmp_path):
+    results = [_result('vanilla', 50., 90., seed=0),
+               _result('tips', 56., 96., seed=0),
+               _result('vanilla', 52., 90.5, seed=1)]
+    figures = _figures(results, tmp_path)
+    text = open(write_report(results, figures, str(tmp_path / 'r.md'),
+                             dict(SETTINGS, seeds=[0, 1]))).read()
+    assert re.search(r'\| vanilla \| 2 \| 51\.00 ± 1\.41 \|', text)
+    assert re.search(r'\| tips \| 1 \| 56\.00 \|', text)
+    # Spread (std over vanilla's seeds): mIoU 1.41, mASSC 0.35.
+    assert ('Seed-to-seed spread (std over seeds, vanilla (seeds 0, 1)): '
+            'mIoU ± 1.41, mASSC ± 0.35') in text
+    assert ('tips vs vanilla: mIoU +5.00 (beyond the seed spread), mASSC '
+            '+5.75 (beyond the seed spread).') in text
+    assert 'The seed spread comes from vanilla only' in text

@@ -389,7 +389,6 @@ def write_report(results: Sequence[dict],
     folder = osp.dirname(osp.abspath(path))
     groups = group_runs(results)
     seeds = sorted({r.get('seed', 0) for r in results})
-    many_seeds = len(seeds) > 1
     columns = [(k, h) for k, h in METRIC_COLUMNS
                if any(k in r['metrics'] for r in results)]
     opt = settings.get('optimizer') or {}
@@ -427,8 +426,9 @@ def write_report(results: Sequence[dict],
         f"of that same range on the first {settings.get('map_images', '?')} "
         'val images; its mean is the `map mean` column.', ''
     ]
-    if many_seeds:
-        lines += ['Cells: mean ± standard deviation over the seeds.', '']
+    if any(len(runs) > 1 for runs in groups.values()):
+        lines += ['Cells: mean ± standard deviation over the runs (seeds) '
+                  'of a variant; `runs` counts them.', '']
     header = (['variant', 'runs'] + [h for _, h in columns] +
               [f'IoU {c}' for c in SHOWN_CLASSES] +
               ['map mean', 'even-odd', 'MSB soft', 'MSB phase'])
@@ -445,17 +445,26 @@ def write_report(results: Sequence[dict],
                 _cell(_values(runs, lambda r: r['msb']['msb_phase']))]
         lines.append('| ' + ' | '.join(row) + ' |')
 
-    # Differences to the first variant, in the light of the seed spread.
-    spread = {}
-    if many_seeds:
-        for key in ('mIoU', 'mASSC'):
-            stds = [_mean_std(_values(runs, lambda r: r['metrics'][key]))[1]
-                    for runs in groups.values()]
-            stds = [s for s in stds if s is not None]
-            if stds:
-                spread[key] = float(np.mean(stds))
+    # Differences to the first variant, in the light of the seed spread:
+    # measured here if some variant ran with several seeds, else as given.
+    spread, spread_from = {}, []
+    for variant, runs in groups.items():
+        if len(runs) > 1:
+            spread_from.append(variant)
+    for key in ('mIoU', 'mASSC'):
+        stds = [_mean_std(_values(groups[v], lambda r: r['metrics'][key]))[1]
+                for v in spread_from]
+        stds = [s for s in stds if s is not None]
+        if stds:
+            spread[key] = float(np.mean(stds))
+    if spread:
+        how = ('std over seeds, ' + ('mean over ' if len(spread_from) > 1
+                                     else '') + ', '.join(
+            f"{v} (seeds {', '.join(str(r.get('seed', 0)) for r in groups[v])})"
+            for v in spread_from))
     else:
         spread = dict(settings.get('seed_spread') or {})
+        how = settings.get('seed_spread_source', 'measured separately')
     if len(groups) > 1:
         (base_name, base_runs), *others = groups.items()
         lines += ['', f'Differences to {base_name} (points):', '']
@@ -475,15 +484,15 @@ def write_report(results: Sequence[dict],
                          + '.')
     lines += ['']
     if spread:
-        how = ('mean over variants of the std over seeds '
-               f"{', '.join(str(s) for s in seeds)}" if many_seeds else
-               settings.get('seed_spread_source', 'measured separately'))
         lines += [
-            'Seed-to-seed spread (' + how + '): ' + ', '.join(
+            f'Seed-to-seed spread ({how}): ' + ', '.join(
                 f'{k} ± {v:.2f}' for k, v in spread.items()) +
             '; a difference counts as beyond it when larger than twice '
             'that.', ''
         ]
+    else:
+        lines += ['No seed-to-seed spread was measured (one seed per '
+                  'variant): read the differences with care.', '']
 
     titles = dict(metrics='Accuracy and shift consistency',
                   maps='Consistency map: consistency per shift (dh, dw)',
@@ -537,13 +546,21 @@ def write_report(results: Sequence[dict],
 
     lines += ['## Caveats', '']
     caveats = []
-    if not many_seeds:
+    counts = sorted({len(runs) for runs in groups.values()})
+    if counts == [1]:
         caveats.append(
             'One training seed per variant: differences smaller than the '
-            'seed-to-seed spread above are noise.')
+            'seed-to-seed spread of such runs are noise.')
+    elif counts[0] == 1:
+        caveats.append(
+            'The seed spread comes from '
+            + ', '.join(spread_from) + ' only; the other variants ran with '
+            'one seed, so a difference within about twice the spread is '
+            'noise.')
     else:
         caveats.append(
-            f'{len(seeds)} seeds per variant: the spread is itself rough.')
+            f'{counts[0]} or more seeds per variant: a spread from so few '
+            'runs is itself rough.')
     caveats += [
         f"A toy set and short training ({settings['iters']} iterations from "
         'scratch): the numbers show the instruments at work, not what the '
