@@ -22,9 +22,15 @@ TOY_VERSION = 2
 #: Layout under the data root (relative paths, as the toy configs use them).
 TOY_LAYOUT = dict(img_path='images', seg_map_path='labels',
                   split='splits/{}.txt')
-#: Line width (px) of the bars and rings: thin next to the output stride (8)
-#: yet wide enough for the stride-4 decoder features to localize.
-THIN_WIDTHS = (2, 3)
+#: Line width (px) of the bars and rings: thin next to the output stride (8),
+#: so whether a stride-2 step keeps them depends on their phase, yet wide
+#: enough for the stride-4 decoder features to outline them.
+THIN_WIDTHS = (4, 5)
+#: Radius range (px at 64 px, scaled with the side) of discs, rings and the
+#: half side of checker squares; rings start larger, so that their hole
+#: shows.
+RADIUS_RANGE = (5, 12)
+RING_MIN_RADIUS = 8
 
 
 def _fine_texture(rng, size, period):
@@ -50,7 +56,7 @@ def render_toy_sample(rng: np.random.Generator, size: int = 64):
 
     The background carries stripes of a 2-4 px period; on top lie 3-5
     shapes, each of its own colour (contrasting with the background): solid
-    discs, 2-3 px wide bars crossing the image, 2-3 px wide rings, and
+    discs, 4-5 px wide bars crossing the image, 4-5 px wide rings, and
     squares filled with a 1 px checkerboard (period 2, the Nyquist limit:
     a stride-2 sampler sees it as flat, and which flat value depends on the
     phase). Later shapes cover earlier ones.
@@ -80,8 +86,8 @@ def render_toy_sample(rng: np.random.Generator, size: int = 64):
         cls = int(cls)
         mask = np.zeros((size, size), np.uint8)
         cx, cy = (int(v) for v in rng.integers(margin, size - margin, 2))
-        radius = int(rng.integers(max(2, round(6 * scale)),
-                                  max(3, round(15 * scale)) + 1))
+        low, high = (max(2, round(r * scale)) for r in RADIUS_RANGE)
+        radius = int(rng.integers(low, high + 1))
         width = int(rng.choice(THIN_WIDTHS))
         if cls == 1:  # solid disc
             cv2.circle(mask, (cx, cy), radius, 1, -1)
@@ -91,7 +97,9 @@ def render_toy_sample(rng: np.random.Generator, size: int = 64):
             cv2.line(mask, (int(cx - dx), int(cy - dy)),
                      (int(cx + dx), int(cy + dy)), 1, width)
         elif cls == 3:  # ring
-            cv2.circle(mask, (cx, cy), max(radius, width + 2), 1, width)
+            ring_low = max(2, round(RING_MIN_RADIUS * scale))
+            cv2.circle(mask, (cx, cy), max(radius, ring_low, width + 2), 1,
+                       width)
         else:  # square filled with a 1 px checkerboard
             cv2.rectangle(mask, (cx - radius, cy - radius),
                           (cx + radius, cy + radius), 1, -1)
