@@ -90,7 +90,7 @@ test_evaluator = val_evaluator
 # the whole budget is a few hundred iterations.
 optimizer = dict(type='AdamW', lr=4e-3, betas=(0.9, 0.999), weight_decay=0.01)
 optim_wrapper = dict(type='OptimWrapper', optimizer=optimizer, clip_grad=None)
-max_iters = 300
+max_iters = 400
 warmup_iters = 20
 param_scheduler = [
     dict(type='LinearLR', start_factor=0.1, begin=0, end=warmup_iters,
