@@ -52,8 +52,10 @@ def test_demo_tool_writes_results_report_and_figures(tmp_path):
     assert 'writing 2 train + 2 val images' in out
     assert 'Config:' not in out  # no config dump on the console
     rows = json.loads((tmp_path / 'wd' / 'results.json').read_text())
-    assert [(r['variant'], r['seed']) for r in rows] == [('vanilla', 3),
-                                                         ('tips', 3)]
+    # Every variant with --seeds, plus the first once more (--spread-seeds,
+    # default 1) for the seed-to-seed spread.
+    assert [(r['variant'], r['seed']) for r in rows] == [
+        ('vanilla', 3), ('tips', 3), ('vanilla', 1)]
     for row in rows:
         for key in ('mIoU', 'aAcc', 'mASSC', 'mASSC_circular'):
             assert 0 <= row['metrics'][key] <= 100
@@ -64,7 +66,9 @@ def test_demo_tool_writes_results_report_and_figures(tmp_path):
     assert 'loss_fm' in rows[1]['loss_terms']
     assert 'loss_fm' not in rows[0]['loss_terms']
     report = (tmp_path / 'wd' / 'report.md').read_text()
-    assert 'training seeds: 3' in report and 'mASSC' in report
+    assert 'training seeds: 1, 3' in report and 'mASSC' in report
+    assert 'Seed-to-seed spread (std over seeds, vanilla (seeds 3, 1))' \
+        in report
     for png in ('metrics.png', 'consistency_maps.png', 'losses.png'):
         assert (tmp_path / 'wd' / png).read_bytes()[:4] == b'\x89PNG'
         assert f']({png})' in report
