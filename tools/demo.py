@@ -112,6 +112,9 @@ def toy_config(variant: str, seed: int, args) -> Config:
                 if scheduler.get(key):
                     scheduler[key] = max(1, round(scheduler[key] * iters /
                                                   old))
+            # A warm-up longer than a tiny run: start the decay at once.
+            scheduler['begin'] = min(scheduler.get('begin', 0),
+                                     scheduler['end'] - 1)
     # No val run: the test at the end is the one evaluation.
     cfg.train_cfg.val_begin = iters + 1
     cfg.default_hooks.checkpoint.interval = iters
