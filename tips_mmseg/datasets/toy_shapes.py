@@ -18,7 +18,7 @@ TOY_PALETTE = [[0, 0, 0], [220, 20, 60], [0, 128, 255], [255, 200, 0],
                [60, 180, 75]]
 #: Bumped whenever the same arguments would draw different images; tools
 #: rewrite a data root whose ``meta.json`` names another version.
-TOY_VERSION = 2
+TOY_VERSION = 3
 #: Layout under the data root (relative paths, as the toy configs use them).
 TOY_LAYOUT = dict(img_path='images', seg_map_path='labels',
                   split='splits/{}.txt')
@@ -27,9 +27,10 @@ TOY_LAYOUT = dict(img_path='images', seg_map_path='labels',
 #: enough for the stride-4 decoder features to outline them.
 THIN_WIDTHS = (4, 5)
 #: Radius range (px at 64 px, scaled with the side) of discs, rings and the
-#: half side of checker squares. (Measured: 5-12 px with rings from 8 px
-#: lowered the disc IoU from 72 to 58; discs and rings get confused.)
-RADIUS_RANGE = (6, 15)
+#: half side of checker squares. (Measured with freely placed, overlapping
+#: shapes: vanilla mIoU 67 after 400 iterations, discs and partly hidden
+#: rings confused; one shape per grid cell: 84.)
+RADIUS_RANGE = (6, 12)
 
 
 def _fine_texture(rng, size, period):
@@ -53,12 +54,14 @@ def _contrasting_colour(rng, base, min_distance=80.):
 def render_toy_sample(rng: np.random.Generator, size: int = 64):
     """Draw one image and its label map.
 
-    The background carries stripes of a 2-4 px period; on top lie 3-5
-    shapes, each of its own colour (contrasting with the background): solid
-    discs, 4-5 px wide bars crossing the image, 4-5 px wide rings, and
+    The background carries stripes of a 2-4 px period; on top lie four
+    shapes, one of each class, one per cell of a 2x2 grid (random order and
+    jitter), each of its own colour (contrasting with the background): solid
+    discs, 4-5 px wide bars, 4-5 px wide rings, and
     squares filled with a 1 px checkerboard (period 2, the Nyquist limit:
     a stride-2 sampler sees it as flat, and which flat value depends on the
-    phase). Later shapes cover earlier ones.
+    phase). Shapes may reach into a neighbour's cell; later ones cover
+    earlier ones.
 
     Args:
         rng (np.random.Generator): Source of randomness (seeded by the caller).
@@ -76,23 +79,25 @@ def render_toy_sample(rng: np.random.Generator, size: int = 64):
     label = np.zeros((size, size), np.uint8)
     yy, xx = np.mgrid[:size, :size]
     checker = ((yy + xx) % 2)[..., None] * 2. - 1.
-    # Every class once per image in a random order, plus 0-1 extra shapes:
-    # balanced classes, and the thin ones are never rare.
-    classes = list(rng.permutation(np.arange(1, len(TOY_CLASSES))))
-    classes += list(rng.integers(1, len(TOY_CLASSES), rng.integers(0, 2)))
-    margin = max(2, int(round(6 * scale)))
-    for cls in classes:
-        cls = int(cls)
+    # Every class once per image, each in its own cell of a 2x2 grid (in a
+    # random order), so shapes rarely hide each other and every class is
+    # seen whole: balanced classes, and the thin ones are never rare.
+    classes = [int(c) for c in rng.permutation(np.arange(1, len(TOY_CLASSES)))]
+    cell = size // 2
+    low, high = (max(2, round(r * scale)) for r in RADIUS_RANGE)
+    for index, cls in enumerate(classes):
         mask = np.zeros((size, size), np.uint8)
-        cx, cy = (int(v) for v in rng.integers(margin, size - margin, 2))
-        low, high = (max(2, round(r * scale)) for r in RADIUS_RANGE)
         radius = int(rng.integers(low, high + 1))
+        # Centre jittered inside the cell; shapes may reach over its edge.
+        slack = max(1, cell // 2 - radius // 2)
+        cx = (index % 2) * cell + cell // 2 + int(rng.integers(-slack, slack + 1) // 2)
+        cy = (index // 2) * cell + cell // 2 + int(rng.integers(-slack, slack + 1) // 2)
         width = int(rng.choice(THIN_WIDTHS))
         if cls == 1:  # solid disc
             cv2.circle(mask, (cx, cy), radius, 1, -1)
-        elif cls == 2:  # a bar across the image
+        elif cls == 2:  # a bar across the cell
             angle = rng.uniform(0, np.pi)
-            dx, dy = np.cos(angle) * size, np.sin(angle) * size
+            dx, dy = np.cos(angle) * cell * 0.6, np.sin(angle) * cell * 0.6
             cv2.line(mask, (int(cx - dx), int(cy - dy)),
                      (int(cx + dx), int(cy + dy)), 1, width)
         elif cls == 3:  # ring
