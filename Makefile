@@ -10,7 +10,7 @@ PYTEST_ARGS ?=
 .PHONY: venv test demo clean help
 
 help:
-	@echo "make demo   - set up .venv, write the toy data, train vanilla vs TIPS, write work_dirs/demo/report.md"
+	@echo "make demo   - set up .venv, write the toy data, train vanilla, BlurPool, APS, LPS, TIPS, write work_dirs/demo/report.md"
 	@echo "make test   - set up .venv and run the whole test suite (CPU)"
 	@echo "make venv   - only create .venv and install tips-mmseg with its test dependencies"
 

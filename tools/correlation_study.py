@@ -132,9 +132,18 @@ def build_run_config(variant: str, seed: int, args) -> Config:
     cfg.val_dataloader = None
     cfg.val_cfg = None
     cfg.val_evaluator = None
+    old_iters = cfg.train_cfg.max_iters
     cfg.train_cfg = dict(type='IterBasedTrainLoop', max_iters=args.iters)
+    # Scale warm-up and decay alike, so the last one ends with training.
     for scheduler in cfg.param_scheduler:
-        scheduler['end'] = args.iters
+        for key in ('begin', 'end'):
+            if scheduler.get(key):
+                scheduler[key] = max(1, round(scheduler[key] * args.iters /
+                                              old_iters))
+    cfg.param_scheduler[-1]['end'] = args.iters
+    for scheduler in cfg.param_scheduler:
+        scheduler['begin'] = min(scheduler.get('begin', 0),
+                                 scheduler['end'] - 1)
     cfg.default_hooks.checkpoint = dict(
         type='CheckpointHook', by_epoch=False, interval=args.iters,
         max_keep_ckpts=1)

@@ -17,5 +17,5 @@ model = dict(
     backbone=dict(downsample_cfg=dict(type='TIPS')))
 custom_hooks = [
     dict(type='TIPSProgressHook'),
-    dict(type='ShiftConsistencyHook', num_shifts=5, max_shift=8)
+    dict(type='ShiftConsistencyHook', num_shifts=5, max_shift=4)
 ]

@@ -59,8 +59,8 @@ train_dataloader = dict(
         type=dataset_type,
         data_root=data_root,
         data_prefix=dict(
-            img_path='JPEGImages', seg_map_path='SegmentationClass'),
-        ann_file='ImageSets/Segmentation/train.txt',
+            img_path='images', seg_map_path='labels'),
+        ann_file='splits/train.txt',
         pipeline=train_pipeline))
 val_dataloader = dict(
     batch_size=2,
@@ -70,8 +70,8 @@ val_dataloader = dict(
         type=dataset_type,
         data_root=data_root,
         data_prefix=dict(
-            img_path='JPEGImages', seg_map_path='SegmentationClass'),
-        ann_file='ImageSets/Segmentation/val.txt',
+            img_path='images', seg_map_path='labels'),
+        ann_file='splits/val.txt',
         pipeline=test_pipeline))
 test_dataloader = val_dataloader
 val_evaluator = dict(type='IoUMetric', iou_metrics=['mIoU'])

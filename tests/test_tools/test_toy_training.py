@@ -36,3 +36,59 @@ def test_mmseg_train_tool_trains_and_resumes_the_tips_toy_config(tmp_path):
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert 'resumed epoch: 0, iter: 2' in resumed.stdout + resumed.stderr
     assert (tmp_path / 'wd' / 'iter_4.pth').exists()
+
+
+def test_demo_tool_writes_results_report_and_figures(tmp_path):
+    """tools/demo.py end to end on a tiny set: 2 iterations, 2 variants."""
+    import json
+    result = run_python([
+        osp.join(REPO_ROOT, 'tools', 'demo.py'), '--work-dir', 'wd',
+        '--data-root', 'toy', '--variants', 'vanilla,tips', '--seeds', '3',
+        '--iters', '2', '--num-train', '2', '--num-val', '2',
+        '--max-shift', '2', '--map-images', '1', '--msb-images', '1'
+    ], cwd=tmp_path, timeout=900)
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = result.stdout + result.stderr
+    assert 'writing 2 train + 2 val images' in out
+    assert 'Config:' not in out  # no config dump on the console
+    rows = json.loads((tmp_path / 'wd' / 'results.json').read_text())
+    # Every variant with --seeds, plus the first once more (--spread-seeds,
+    # default 1) for the seed-to-seed spread.
+    assert [(r['variant'], r['seed']) for r in rows] == [
+        ('vanilla', 3), ('tips', 3), ('vanilla', 1)]
+    for row in rows:
+        for key in ('mIoU', 'aAcc', 'mASSC', 'mASSC_circular'):
+            assert 0 <= row['metrics'][key] <= 100
+        assert row['iters'] == 2 and len(row['loss_terms']['task']) == 2
+        assert row['heatmap']['num_images'] == 1
+        assert len(row['heatmap']['axis']) == 5  # -2..2, every pixel
+    assert not rows[0]['tau'] and rows[1]['tau']  # TIPS layers only
+    assert 'loss_fm' in rows[1]['loss_terms']
+    assert 'loss_fm' not in rows[0]['loss_terms']
+    report = (tmp_path / 'wd' / 'report.md').read_text()
+    assert 'training seeds: 1, 3' in report and 'mASSC' in report
+    assert 'Seed-to-seed spread (std over seeds, vanilla (seeds 3, 1))' \
+        in report
+    for png in ('metrics.png', 'consistency_maps.png', 'losses.png'):
+        assert (tmp_path / 'wd' / png).read_bytes()[:4] == b'\x89PNG'
+        assert f']({png})' in report
+    # Data of the same version and arguments is found, not rewritten.
+    demo = load_demo_tool()
+    args = demo.parse_args(['--data-root', str(tmp_path / 'toy'),
+                            '--num-train', '2', '--num-val', '2'])
+    stamp = (tmp_path / 'toy' / 'meta.json').stat().st_mtime_ns
+    demo.prepare_data(args)
+    assert (tmp_path / 'toy' / 'meta.json').stat().st_mtime_ns == stamp
+    args.num_val = 3  # other settings: written again
+    demo.prepare_data(args)
+    assert len((tmp_path / 'toy' / 'splits' / 'val.txt').read_text().split(
+    )) == 3
+
+
+def load_demo_tool():
+    import importlib.util
+    spec = importlib.util.spec_from_file_location(
+        'demo_tool', osp.join(REPO_ROOT, 'tools', 'demo.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

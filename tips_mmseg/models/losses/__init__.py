@@ -1,0 +1,3 @@
+from .weighted_cross_entropy import WeightedCrossEntropyLoss
+
+__all__ = ['WeightedCrossEntropyLoss']
