@@ -74,7 +74,7 @@ def bad_toy(tmp_path):
     size."""
     root = tmp_path / 'toy'
     write_toy_dataset(str(root), 4, 4, size=32)
-    seg = root / 'SegmentationClass'
+    seg = root / 'labels'
     label = cv2.imread(str(seg / 'train_0001.png'), cv2.IMREAD_UNCHANGED)
     label[3:5, 3:5] = 7
     cv2.imwrite(str(seg / 'train_0001.png'), label)
@@ -99,7 +99,7 @@ def test_bad_files_are_named_in_training_and_evaluation(bad_toy):
                        r'values \[7\] in 4 pixels'):
         iterate(train)
     with pytest.raises(ValueError, match=r'val_0002.png is 16x32 \(HxW\) '
-                       r'but its image .*val_0002.jpg is 32x32'):
+                       r'but its image .*val_0002.png is 32x32'):
         iterate(bad_toy.val_dataloader)
     # the analysis tools' loader checks by default
     with pytest.raises(ValueError, match=r'val_0002.png is 16x32'):

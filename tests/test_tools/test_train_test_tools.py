@@ -94,15 +94,15 @@ def test_class_count_mismatch_is_refused_before_training(trained, tmp_path):
 
 def test_a_bad_label_file_stops_training_naming_it(trained, tmp_path):
     shutil.copytree(trained / 'data', tmp_path / 'data')
-    label_file = tmp_path / 'data/toy/SegmentationClass/train_0003.png'
+    label_file = tmp_path / 'data/toy/labels/train_0003.png'
     label = cv2.imread(str(label_file), cv2.IMREAD_UNCHANGED)
     label[0, 0] = 9
     cv2.imwrite(str(label_file), label)
     result = run_python([TRAIN, TINY, '--work-dir', 'wd'], cwd=tmp_path,
                         timeout=600)
     assert result.returncode != 0
-    assert ('Label map data/toy/SegmentationClass/train_0003.png (image '
-            'data/toy/JPEGImages/train_0003.jpg) has label values [9]'
+    assert ('Label map data/toy/labels/train_0003.png (image '
+            'data/toy/images/train_0003.png) has label values [9]'
             ) in result.stderr
     assert not list((tmp_path / 'wd').rglob('*.pth'))
 
