@@ -5,6 +5,7 @@ from .follower import PolyphaseFollower
 from .builder import DOWNSAMPLE_LAYERS, build_downsample
 from .lps import LPS
 from .polyphase import (COMPONENT_OFFSETS, NUM_COMPONENTS, ODD_PADDING_MODES,
+                        check_stride, component_offsets,
                         crop_padding, mix_phases, pad_to_even,
                         polyphase_merge, polyphase_split, polyphase_view,
                         select_phase)
@@ -16,5 +17,6 @@ __all__ = [
     'PolyphaseUnpool', 'PolyphaseFollower', 'build_downsample', 'DOWNSAMPLE_LAYERS',
     'binomial_kernel', 'polyphase_split', 'polyphase_merge', 'pad_to_even',
     'polyphase_view', 'mix_phases', 'select_phase', 'polyphase_unpool',
-    'COMPONENT_OFFSETS', 'NUM_COMPONENTS', 'ODD_PADDING_MODES', 'crop_padding'
+    'COMPONENT_OFFSETS', 'NUM_COMPONENTS', 'ODD_PADDING_MODES', 'crop_padding',
+    'check_stride', 'component_offsets'
 ]

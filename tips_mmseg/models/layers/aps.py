@@ -25,6 +25,9 @@ class APS(PolyphaseDownsample):
             Defaults to 1.
         odd_padding (str): See :class:`PolyphaseDownsample`; APS's release
             pads 'circular-bottom-right'. Defaults to 'reflect-top-left'.
+        stride (int): Keep one of the s*s components (output ceil(H/s));
+            exactly invariant to circular shifts when H and W are multiples
+            of s. Defaults to 2.
         init_cfg (dict, optional): mmengine initialization config.
             Defaults to None.
     """
@@ -32,22 +35,23 @@ class APS(PolyphaseDownsample):
     def __init__(self, channels: int, p: float = 2.0,
                  filter_size: int = 1,
                  odd_padding: str = 'reflect-top-left',
-                 init_cfg: Optional[dict] = None):
+                 init_cfg: Optional[dict] = None, stride: int = 2):
         super().__init__(channels, init_cfg=init_cfg, odd_padding=odd_padding,
-                         filter_size=filter_size)
+                         filter_size=filter_size, stride=stride)
         self.p = p
 
     def component_weights(self, x: torch.Tensor) -> torch.Tensor:
         # One reduction over the polyphase view: no split copy, no |x|^p
         # temporary; accumulated in at least float32 (half maps overflow).
         norms = torch.linalg.vector_norm(
-            polyphase_view(x.detach()), ord=self.p, dim=(1, 2, 4),
+            polyphase_view(x.detach(), self.stride), ord=self.p, dim=(1, 2, 4),
             dtype=torch.promote_types(x.dtype, torch.float32))
-        return one_hot_weights(norms.flatten(1).argmax(dim=1))
+        return one_hot_weights(norms.flatten(1).argmax(dim=1), self.stride)
 
     def keeps_one_component(self) -> bool:
         return True
 
     def extra_repr(self) -> str:
         return (f'channels={self.channels}, p={self.p}, filter_size='
-                f'{self.filter_size}, odd_padding={self.odd_padding}')
+                f'{self.filter_size}, odd_padding={self.odd_padding}, '
+                f'stride={self.stride}')

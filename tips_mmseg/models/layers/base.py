@@ -5,8 +5,8 @@ import torch
 from mmengine.model import BaseModule
 
 from .binomial import BINOMIAL_TAPS
-from .polyphase import (NUM_COMPONENTS, check_odd_padding, mix_phases,
-                        pad_to_even, select_phase, tracing)
+from .polyphase import (STRIDE, check_odd_padding, check_stride,
+                        mix_phases, pad_to_even, select_phase, tracing)
 
 
 def check_input(layer: torch.nn.Module, x: torch.Tensor, channels: int):
@@ -28,13 +28,13 @@ def check_input(layer: torch.nn.Module, x: torch.Tensor, channels: int):
 
 
 class PolyphaseDownsample(BaseModule):
-    """Base of layers that keep a (weighted) choice of the four components.
+    """Base of layers that keep a (weighted) choice of the s*s components.
 
     Subclasses compute ``component_weights``; this class low-passes the map
     (``filter_size > 1``), pads odd maps (``odd_padding``), mixes (or
     selects) the components through a view of the map - no split copy - and
     remembers the weights of the last forward in ``last_weights``
-    (N, C or 1, 4), so that a shortcut branch can follow the same choice and
+    (N, C or 1, s*s), so that a shortcut branch can follow the same choice and
     analyses (MSB) can read it.
 
     Args:
@@ -48,14 +48,18 @@ class PolyphaseDownsample(BaseModule):
         filter_size (int): Taps of a binomial low-pass (BlurPool's filter,
             circular padding, stride 1) applied before the choice, as APS's
             and LPS's releases offer; 1 = none. Defaults to 1.
+        stride (int): Downsampling factor s: the layer chooses among the
+            s*s polyphase components and outputs ceil(H/s) x ceil(W/s);
+            odd_padding pads to a multiple of s. Defaults to 2.
         init_cfg (dict, optional): mmengine initialization config.
             Defaults to None.
     """
 
     def __init__(self, channels: int, init_cfg: Optional[dict] = None,
                  odd_padding: str = 'reflect-top-left',
-                 filter_size: int = 1):
+                 filter_size: int = 1, stride: int = STRIDE):
         super().__init__(init_cfg=init_cfg)
+        self.stride = check_stride(stride)
         if not isinstance(channels, int) or channels < 1:
             raise ValueError(f'{type(self).__name__} needs a positive int '
                              f'`channels`, got {channels!r}.')
@@ -93,7 +97,7 @@ class PolyphaseDownsample(BaseModule):
         low-passed (``filter_size > 1``), then padded (``odd_padding``)."""
         if self.lowpass is not None:
             x = self.lowpass(x)
-        return pad_to_even(x, self.odd_padding)
+        return pad_to_even(x, self.odd_padding, self.stride)
 
     def make_follower(self, channels: int) -> 'PolyphaseDownsample':
         """A parameter-free layer for a shortcut that keeps this layer's
@@ -101,29 +105,31 @@ class PolyphaseDownsample(BaseModule):
         releases filter their shortcuts too)."""
         from .follower import PolyphaseFollower
         return PolyphaseFollower(channels, odd_padding=self.odd_padding,
-                                 filter_size=self.filter_size)
+                                 filter_size=self.filter_size,
+                                 stride=self.stride)
 
     def component_weights(self, x: torch.Tensor) -> torch.Tensor:
-        """Weights (N, C or 1, 4) of the components of the even map ``x``.
+        """Weights (N, C or 1, s*s) of the components of the padded map
+        ``x`` (sides multiples of s = ``self.stride``).
 
-        Component ``k`` is ``polyphase_view(x)[:, :, :, k // 2, :, k % 2]``.
+        Component ``k`` is ``polyphase_view(x, s)[:, :, :, k // s, :, k % s]``.
         """
         raise NotImplementedError
 
     def forward(self,
                 x: torch.Tensor,
                 weights: Optional[torch.Tensor] = None) -> torch.Tensor:
-        """Downsample ``x`` by 2.
+        """Downsample ``x`` by ``self.stride`` (s).
 
         Args:
             x (Tensor): (N, C, H, W) map, any H, W >= 1.
-            weights (Tensor, optional): (N, 1 or C, 4) component weights to
+            weights (Tensor, optional): (N, 1 or C, s*s) component weights to
                 use instead of computing them; a shortcut branch passes the
                 ``last_weights`` of its main branch here so both keep the same
                 component. Defaults to None.
 
         Returns:
-            Tensor: (N, C, ceil(H/2), ceil(W/2)).
+            Tensor: (N, C, ceil(H/s), ceil(W/s)).
         """
         check_input(self, x, self.channels)
         self.last_input_size = x.shape[-2:]
@@ -133,14 +139,16 @@ class PolyphaseDownsample(BaseModule):
         self.last_weights = weights.detach()
         if self.keeps_one_component():
             # Gathering one component is cheaper than a mix with 0/1 weights.
-            return select_phase(x, weights[:, 0].argmax(-1))
-        return mix_phases(x, weights)
+            return select_phase(x, weights[:, 0].argmax(-1), self.stride)
+        return mix_phases(x, weights, self.stride)
 
     def keeps_one_component(self) -> bool:
         """Whether the weights are one-hot per sample in the current mode."""
         return False
 
 
-def one_hot_weights(index: torch.Tensor) -> torch.Tensor:
-    """(N,) component indices -> (N, 1, 4) one-hot weights."""
-    return torch.nn.functional.one_hot(index, NUM_COMPONENTS).unsqueeze(1).float()
+def one_hot_weights(index: torch.Tensor,
+                    stride: int = STRIDE) -> torch.Tensor:
+    """(N,) component indices -> (N, 1, s*s) one-hot weights."""
+    return torch.nn.functional.one_hot(index, stride * stride).unsqueeze(
+        1).float()

@@ -9,12 +9,12 @@ from mmseg.registry import MODELS
 from ..circular import circular_pad
 from .base import check_input
 from .binomial import binomial_kernel
-from .polyphase import pad_index, shape_hw, tracing
+from .polyphase import check_stride, pad_index, shape_hw, tracing
 
 
 @MODELS.register_module()
 class BlurPool(BaseModule):
-    """Depthwise binomial blur, then stride-2 subsampling.
+    """Depthwise binomial blur, then subsampling by ``stride`` (2).
 
     With ``stride=1`` it is the plain low-pass that APS and LPS apply before
     their choice (``APS(filter_size=k)``): the one place where the binomial
@@ -28,7 +28,8 @@ class BlurPool(BaseModule):
         pad_mode (str): Padding of the blur ('reflect', 'replicate',
             'circular', 'zeros'). 'circular' wraps around as often as needed
             (any map size). Defaults to 'reflect'.
-        stride (int): 2 (BlurPool) or 1 (low-pass only). Defaults to 2.
+        stride (int): Subsampling factor s after the blur (output
+            ceil(H/s) x ceil(W/s)); 1 = low-pass only. Defaults to 2.
         init_cfg (dict, optional): mmengine initialization config.
             Defaults to None.
     """
@@ -42,8 +43,7 @@ class BlurPool(BaseModule):
         super().__init__(init_cfg=init_cfg)
         if pad_mode not in ('reflect', 'replicate', 'circular', 'zeros'):
             raise ValueError(f'Unknown BlurPool pad_mode {pad_mode!r}.')
-        if stride not in (1, 2):
-            raise ValueError(f'BlurPool stride must be 1 or 2, got {stride}.')
+        stride = check_stride(stride)
         self.channels = channels
         self.filter_size = filter_size
         self.pad_mode = pad_mode
@@ -52,8 +52,8 @@ class BlurPool(BaseModule):
         self.register_buffer(
             'kernel', kernel.expand(channels, 1, -1, -1).contiguous(),
             persistent=False)
-        # Output ceil(H/2) (stride 2) or H (stride 1) for any H: pad
-        # (k-1)//2 before, k//2 after, as antialiased-cnns, APS and LPS do.
+        # Output ceil(H/s) for any H and s: pad (k-1)//2 before, k//2
+        # after (k-1 in all), as antialiased-cnns, APS and LPS do.
         self.padding = ((filter_size - 1) // 2, filter_size // 2) * 2
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -5,20 +5,25 @@ import torch.nn as nn
 
 from mmseg.registry import MODELS
 from .base import PolyphaseDownsample
+from .polyphase import check_stride
 
 #: Layers ``build_downsample`` accepts (their registry names).
 DOWNSAMPLE_LAYERS = ('TIPS', 'BlurPool', 'APS', 'LPS')
 
 
 def build_downsample(cfg: Optional[Union[dict, str]],
-                     channels: int) -> Optional[nn.Module]:
-    """Build a stride-2 downsampler for ``channels`` channels.
+                     channels: int,
+                     stride: Optional[int] = None) -> Optional[nn.Module]:
+    """Build a downsampler for ``channels`` channels (stride 2 by default).
 
     Args:
         cfg (dict | str | None): ``dict(type='TIPS', ...)``, a bare name like
             ``'TIPS'``, or None (no layer: plain strided subsampling). Any
             polyphase layer (TIPS, APS, LPS) takes ``odd_padding`` here.
         channels (int): Channels of the maps it will downsample.
+        stride (int, optional): Downsampling factor of the place it goes
+            to, passed to the layer (a cfg that says another stride is an
+            error). Defaults to None (the cfg's ``stride``, else 2).
 
     Returns:
         nn.Module | None: The layer.
@@ -40,6 +45,13 @@ def build_downsample(cfg: Optional[Union[dict, str]],
         raise ValueError(f'{layer_type} cfg says channels={cfg["channels"]} '
                          f'but it is placed on a {channels}-channel map.')
     cfg['channels'] = channels
+    if stride is not None:
+        check_stride(stride)
+        if 'stride' in cfg and cfg['stride'] != stride:
+            raise ValueError(f'{layer_type} cfg says stride={cfg["stride"]} '
+                             f'but it is placed where the stride is {stride}; '
+                             'drop stride from the cfg.')
+        cfg['stride'] = stride
     if 'odd_padding' in cfg and not issubclass(
             MODELS.get(layer_type), PolyphaseDownsample):
         raise ValueError(

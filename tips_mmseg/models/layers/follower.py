@@ -22,14 +22,16 @@ class PolyphaseFollower(PolyphaseDownsample):
             'reflect-top-left'.
         filter_size (int): As the main branch's layer (its low-pass is
             applied here too). Defaults to 1.
+        stride (int): As the main branch's layer. Defaults to 2.
         init_cfg (dict, optional): mmengine initialization config.
             Defaults to None.
     """
 
     def __init__(self, channels: int, odd_padding: str = 'reflect-top-left',
-                 filter_size: int = 1, init_cfg: Optional[dict] = None):
+                 filter_size: int = 1, init_cfg: Optional[dict] = None,
+                 stride: int = 2):
         super().__init__(channels, init_cfg=init_cfg, odd_padding=odd_padding,
-                         filter_size=filter_size)
+                         filter_size=filter_size, stride=stride)
 
     def component_weights(self, x: torch.Tensor) -> torch.Tensor:
         raise RuntimeError(

@@ -7,7 +7,7 @@ import torch.nn.functional as F
 
 from mmseg.registry import MODELS
 from .base import PolyphaseDownsample, one_hot_weights
-from .polyphase import NUM_COMPONENTS, polyphase_view
+from .polyphase import STRIDE, polyphase_view
 
 
 #: Logits nets: 'lps' = LPS's release, conv3x3(C->hid)-ReLU-conv3x3(hid->hid)
@@ -20,7 +20,7 @@ class ComponentScorer(nn.Module):
     """Small net that gives each polyphase component one logit.
 
     conv3x3 - ReLU - conv3x3 - mean over channels and space, shared across
-    the four components. Circular padding makes each score invariant to
+    the s*s components. Circular padding makes each score invariant to
     circular shifts of its component, so the choice is invariant to circular
     shifts of the input.
 
@@ -43,16 +43,16 @@ class ComponentScorer(nn.Module):
                                hidden_channels if scorer == 'lps' else 1, 3,
                                padding=1, padding_mode='circular')
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Logits (N, 4) of the components of the even map ``x``."""
-        view = polyphase_view(x)
+    def forward(self, x: torch.Tensor, stride: int = STRIDE) -> torch.Tensor:
+        """Logits (N, s*s) of the components of the padded map ``x``."""
+        view = polyphase_view(x, stride)
         n, c, h, _, w, _ = view.shape
-        # All four components through the net in one batch, (N*4, C, h, w),
+        num = stride * stride
+        # All components through the net in one batch, (N*s*s, C, h, w),
         # gathered from the view in one copy (a conv needs them dense).
-        stacked = view.permute(0, 3, 5, 1, 2, 4).reshape(
-            n * NUM_COMPONENTS, c, h, w)
+        stacked = view.permute(0, 3, 5, 1, 2, 4).reshape(n * num, c, h, w)
         scores = self.conv2(F.relu(self.conv1(stacked), inplace=True))
-        return scores.mean(dim=(1, 2, 3)).view(n, NUM_COMPONENTS)
+        return scores.mean(dim=(1, 2, 3)).view(n, num)
 
 
 @MODELS.register_module()
@@ -79,6 +79,9 @@ class LPS(PolyphaseDownsample):
             in LPS's release. 1 = none. Defaults to 1.
         odd_padding (str): See :class:`PolyphaseDownsample`; LPS's release
             pads 'zero-bottom-right'. Defaults to 'reflect-top-left'.
+        stride (int): Choose among the s*s components (output ceil(H/s));
+            in eval exactly invariant to circular shifts when H and W are
+            multiples of s. Defaults to 2.
         init_cfg (dict, optional): mmengine initialization config.
             Defaults to None.
     """
@@ -90,9 +93,9 @@ class LPS(PolyphaseDownsample):
                  scorer: str = 'lps',
                  filter_size: int = 1,
                  odd_padding: str = 'reflect-top-left',
-                 init_cfg: Optional[dict] = None):
+                 init_cfg: Optional[dict] = None, stride: int = 2):
         super().__init__(channels, init_cfg=init_cfg, odd_padding=odd_padding,
-                         filter_size=filter_size)
+                         filter_size=filter_size, stride=stride)
         if not isinstance(hidden_channels, int) or hidden_channels < 1:
             raise ValueError(
                 f'LPS hidden_channels must be a positive int, got '
@@ -114,12 +117,12 @@ class LPS(PolyphaseDownsample):
         self._temperature = float(value)
 
     def component_weights(self, x: torch.Tensor) -> torch.Tensor:
-        logits = self.scorer(x).float()
+        logits = self.scorer(x, self.stride).float()
         self.last_logits = logits.detach()
         if self.training:
             return F.gumbel_softmax(
                 logits, tau=self.temperature, hard=False).unsqueeze(1)
-        return one_hot_weights(logits.argmax(dim=1))
+        return one_hot_weights(logits.argmax(dim=1), self.stride)
 
     def keeps_one_component(self) -> bool:
         return not self.training
@@ -127,4 +130,4 @@ class LPS(PolyphaseDownsample):
     def extra_repr(self) -> str:
         return (f'channels={self.channels}, temperature={self.temperature}, '
                 f'scorer={self.scorer_type}, filter_size={self.filter_size}, '
-                f'odd_padding={self.odd_padding}')
+                f'odd_padding={self.odd_padding}, stride={self.stride}')

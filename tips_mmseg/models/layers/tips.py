@@ -10,7 +10,7 @@ from ...utils.shift_ops import check_mode, shift_image
 from .base import PolyphaseDownsample
 from .polyphase import tracing
 
-#: How the 2x2 quadrant means are paired with the four components.
+#: How the s x s quadrant means are paired with the s*s components.
 TAU_PAIRINGS = ('aligned', 'release')
 
 MaxShift = Optional[Union[int, Sequence[int]]]
@@ -30,7 +30,7 @@ def _shift_pair(max_shift: Union[int, Sequence[int]]) -> Tuple[int, int]:
 
 @MODELS.register_module()
 class TIPS(PolyphaseDownsample):
-    """Per-channel convex mix of the four polyphase components.
+    """Per-channel convex mix of the s*s polyphase components (stride s).
 
     .. math::
         \\psi(X) = \\mathrm{ReLU}(\\mathrm{DWConv}_{3\\times3}(X)),\\quad
@@ -38,7 +38,9 @@ class TIPS(PolyphaseDownsample):
             \\mathrm{AvgPool}_{2\\times2}(\\psi(X))\\big),\\quad
         Y = \\sum_k \\tau_{n,c,k}\\, P_k(X)
 
-    Same computation in train and eval; no bias; ``10 * C`` parameters (9C
+    ``AvgPool_{s x s}`` averages each of the s x s quadrants of psi(X) (one
+    mean per component; 2x2 for the default stride 2). Same computation in
+    train and eval; no bias; ``10 * C`` parameters for any stride (9C
     depthwise taps, C scales). tau is not exactly shift invariant by
     construction: invariance is learned, helped by the regularizers
     :meth:`failure_mode_loss` (L_FM) and :meth:`undo_loss` (L_undo).
@@ -46,13 +48,16 @@ class TIPS(PolyphaseDownsample):
     Which quadrant drives which component (``tau_pairing``):
 
     - ``'aligned'`` (default): the quadrant in row ``a``, column ``b`` of
-      the 2x2 average pool gives the logit of component ``k = 2a + b``
-      (``X[a::2, b::2]``): row offsets follow rows, column offsets columns.
+      the s x s average pool gives the logit of component ``k = s*a + b``
+      (``X[a::s, b::s]``): row offsets follow rows, column offsets columns.
     - ``'release'``: as the official release computes it. It flattens the
       quadrant means row-major (TL, TR, BL, BR) but lists its components as
       ``X[0::2, 0::2], X[1::2, 0::2], X[0::2, 1::2], X[1::2, 1::2]``, so
       quadrant ``(a, b)`` drives component ``(b, a)``: the top-right quadrant
       drives the component with row offset 1 (ours: column offset 1).
+      For a stride s (the release has stride 2 only) we define it as the
+      same transposition: quadrant ``(a, b)`` of the s x s pool drives
+      component ``(b, a)``, i.e. ``k = s*b + a``.
 
     The two are different functions with the same parameters (a
     transposition of the quadrants); neither is more shift invariant, and
@@ -62,7 +67,7 @@ class TIPS(PolyphaseDownsample):
     release's mismatch, which reads as an indexing slip rather than a
     design choice; ``'release'`` reproduces it exactly (e.g. to run weights
     trained with the release). ``last_tau`` is indexed by component
-    (``k = 2a + b``) in both.
+    (``k = s*a + b``) in both.
 
     Args:
         channels (int): Channels of the input map.
@@ -70,6 +75,8 @@ class TIPS(PolyphaseDownsample):
             Defaults to ``'aligned'``.
         odd_padding (str): How odd maps are made even, see
             :func:`pad_to_even`. Defaults to ``'reflect-top-left'``.
+        stride (int): Downsampling factor s (s*s components, output
+            ceil(H/s) x ceil(W/s)). Defaults to 2.
         init_cfg (dict, optional): mmengine initialization config.
             Defaults to None.
     """
@@ -78,8 +85,10 @@ class TIPS(PolyphaseDownsample):
                  channels: int,
                  tau_pairing: str = 'aligned',
                  odd_padding: str = 'reflect-top-left',
-                 init_cfg: Optional[dict] = None):
-        super().__init__(channels, init_cfg=init_cfg, odd_padding=odd_padding)
+                 init_cfg: Optional[dict] = None,
+                 stride: int = 2):
+        super().__init__(channels, init_cfg=init_cfg, odd_padding=odd_padding,
+                         stride=stride)
         if tau_pairing not in TAU_PAIRINGS:
             raise ValueError(f'TIPS(tau_pairing={tau_pairing!r}): use one of '
                              f'{TAU_PAIRINGS}.')
@@ -98,24 +107,27 @@ class TIPS(PolyphaseDownsample):
 
     @property
     def last_tau(self) -> Optional[torch.Tensor]:
-        """(N, C, 4) mixing weights of the last forward (detached)."""
+        """(N, C, s*s) mixing weights of the last forward (detached)."""
         return self.last_weights
 
     def component_weights(self, x: torch.Tensor) -> torch.Tensor:
         # In place: the conv's backward needs its input, not its output.
+        s = self.stride
         psi = F.relu(self.psi_conv(x), inplace=True)
         if tracing():
             # The exporter cannot size an adaptive pool of a symbolic map;
-            # psi is even-sized, so its quadrants are a reshape away.
+            # psi's sides are multiples of s, so its quadrants are a
+            # reshape away.
             n, c, h, w = psi.shape
-            quadrant_means = psi.reshape(n, c, 2, h // 2, 2, w // 2).mean(
+            quadrant_means = psi.reshape(n, c, s, h // s, s, w // s).mean(
                 dim=(3, 5))
         else:
-            quadrant_means = F.adaptive_avg_pool2d(psi, 2)
-        logits = self.logit_scale(quadrant_means)  # (N, C, 2, 2)
+            # Sides are multiples of s: exact, equal s x s quadrants.
+            quadrant_means = F.adaptive_avg_pool2d(psi, s)
+        logits = self.logit_scale(quadrant_means)  # (N, C, s, s)
         if self.tau_pairing == 'release':
             logits = logits.transpose(-2, -1)
-        tau = logits.flatten(2).float().softmax(dim=-1)  # (N, C, 4)
+        tau = logits.flatten(2).float().softmax(dim=-1)  # (N, C, s*s)
         if self.training:
             self.tau, self._psi, self._input = tau, psi, x
         return tau
@@ -192,4 +204,6 @@ class TIPS(PolyphaseDownsample):
     def extra_repr(self) -> str:
         extra = ('' if self.tau_pairing == 'aligned' else
                  f', tau_pairing={self.tau_pairing!r}')
+        if self.stride != 2:
+            extra += f', stride={self.stride}'
         return f'channels={self.channels}{extra}'

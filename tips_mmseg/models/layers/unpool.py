@@ -5,14 +5,15 @@ import torch
 from mmengine.model import BaseModule
 
 from mmseg.registry import MODELS
-from .polyphase import crop_padding, polyphase_merge
+from .polyphase import (check_stride, crop_padding, polyphase_merge,
+                        tracing)
 
 
 def polyphase_unpool(y: torch.Tensor,
                      weights: torch.Tensor,
                      output_size: Optional[Sequence[int]] = None,
-                     odd_padding: str = 'reflect-top-left'
-                     ) -> torch.Tensor:
+                     odd_padding: str = 'reflect-top-left',
+                     stride: int = 2) -> torch.Tensor:
     """Put a low-res map back into the component(s) a downsampler chose.
 
     ``U = merge(w_k * y for k)``: with one-hot weights (APS, LPS in eval) y
@@ -21,20 +22,28 @@ def polyphase_unpool(y: torch.Tensor,
 
     Args:
         y (Tensor): (N, C, h, w) low-resolution map.
-        weights (Tensor): (N, 1 or C, 4) weights of the matching downsampler
-            (its ``last_weights``).
+        weights (Tensor): (N, 1 or C, s*s) weights of the matching
+            downsampler (its ``last_weights``).
         output_size (Sequence[int], optional): (H, W) of the map before
-            downsampling; crops the padding row/column of odd sizes.
-            Defaults to None (2h x 2w).
+            downsampling; crops the padding rows/columns. Defaults to None
+            (s*h x s*w).
         odd_padding (str): Where the downsampler padded odd sizes (its
             ``odd_padding``): the crop removes that side. Defaults to
             'reflect-top-left'.
+        stride (int): The downsampler's stride s. Defaults to 2.
 
     Returns:
-        Tensor: (N, C, 2h, 2w), or ``output_size``.
+        Tensor: (N, C, s*h, s*w), or ``output_size``.
     """
+    stride = check_stride(stride)
+    if not tracing() and weights.shape[-1] != stride * stride:
+        raise ValueError(
+            f'polyphase_unpool(stride={stride}) needs weights with '
+            f'{stride * stride} components in the last dim, got '
+            f'{weights.shape[-1]}; pass the stride of the downsampler that '
+            'made them.')
     components = y.unsqueeze(2) * weights.to(y.dtype)[..., None, None]
-    out = polyphase_merge(components)
+    out = polyphase_merge(components, stride)
     if output_size is not None:
         out = crop_padding(out, output_size, odd_padding)
     return out
@@ -67,4 +76,5 @@ class PolyphaseUnpool(BaseModule):
             weights = self.downsample.last_weights
         odd_padding = getattr(self.downsample, 'odd_padding',
                               'reflect-top-left')
-        return polyphase_unpool(y, weights, output_size, odd_padding)
+        stride = getattr(self.downsample, 'stride', 2)
+        return polyphase_unpool(y, weights, output_size, odd_padding, stride)
