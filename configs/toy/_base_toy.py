@@ -48,15 +48,20 @@ model = dict(
 
 dataset_type = 'ToyShapesDataset'
 data_root = 'data/toy'
+# CheckSegLabels: a label value outside the 5 classes (other than 255) or a
+# label map of another size than its image stops the run naming the file,
+# also under mmseg's own tools/train.py.
 train_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='LoadAnnotations'),
+    dict(type='CheckSegLabels', num_classes=5),
     dict(type='RandomFlip', prob=0.5),
     dict(type='PackSegInputs')
 ]
 test_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='LoadAnnotations'),
+    dict(type='CheckSegLabels', num_classes=5),
     dict(type='PackSegInputs')
 ]
 _dataset = dict(
