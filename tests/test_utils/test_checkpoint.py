@@ -144,7 +144,12 @@ def test_allow_list_is_confined_to_loads_through_mmengine(tmp_path):
     with pytest.raises(pickle.UnpicklingError):  # torch's rule elsewhere
         torch.load(path, weights_only=True)
     assert (_load_checkpoint(str(path))['a'] == np.arange(3)).all()
-    assert list(torch.serialization.get_safe_globals()) == before
+    # Ours are lifted again; nothing the process had is lost. (torch may
+    # register its own types meanwhile, e.g. when torch.distributed.tensor
+    # is first imported, so this is no list equality.)
+    after = list(torch.serialization.get_safe_globals())
+    assert not any('numpy' in str(g) or 'mmengine' in str(g) for g in after)
+    assert all(g in after for g in before)
 
 
 def test_a_load_keeps_globals_the_user_allowed(tmp_path):
