@@ -1,8 +1,11 @@
 """Put a shift-invariant downsampler into any mmseg CNN backbone."""
 from typing import List, Optional, Tuple, Union
 
+import logging
+
 import torch
 import torch.nn as nn
+from mmengine.logging import print_log
 from mmengine.model import BaseModule
 from mmseg.registry import MODELS
 
@@ -18,27 +21,40 @@ def _apply_down(module: nn.Module, args, output: torch.Tensor):
     return module.down(output)
 
 
-def _convert(name: str, module: nn.Module, downsample_cfg) -> bool:
-    """Make a stride-2 conv/max-pool run at stride 1 and add ``.down``.
+#: What ``_convert`` says of a module it leaves strided on purpose.
+NON_OVERLAPPING = 'non-overlapping'
 
-    Returns whether ``module`` was converted.
+
+def _convert(name: str, module: nn.Module):
+    """Make a stride-s conv/max-pool run at stride 1 (s = 2, 3, 4, ...).
+
+    Returns:
+        False (not strided, or not a conv/pool), ``NON_OVERLAPPING`` (a
+        kernel = stride, no padding conv, left as it is), else
+        ``(channels, stride)`` with channels None for a pool.
     """
+    pair = nn.modules.utils._pair
     if isinstance(module, nn.Conv2d):
         stride, kernel = module.stride, module.kernel_size
         padding, dilation = module.padding, module.dilation
         channels = module.out_channels
     elif isinstance(module, nn.MaxPool2d):
-        pair = nn.modules.utils._pair
         stride = pair(module.stride or module.kernel_size)
         kernel, padding = pair(module.kernel_size), pair(module.padding)
         dilation, channels = pair(module.dilation), None
     else:
         return False
-    if tuple(stride) == (1, 1):
+    stride = tuple(stride)
+    if stride == (1, 1):
         return False
-    if tuple(stride) != (2, 2):
-        raise ValueError(f'ShiftInvariantWrapper converts stride 2 only; '
-                         f'{name} has stride {tuple(stride)}.')
+    if stride[0] != stride[1]:
+        raise ValueError(f'ShiftInvariantWrapper converts square strides '
+                         f'only; {name} has stride {stride}.')
+    if (isinstance(module, nn.Conv2d) and tuple(kernel) == stride
+            and tuple(padding) == (0, 0)):
+        # At stride 1 such a conv would not keep the map size, so it cannot
+        # be split into "stride 1, then downsample".
+        return NON_OVERLAPPING
     if isinstance(padding, str) or any(
             2 * p != d * (k - 1)
             for p, d, k in zip(padding, dilation, kernel)):
@@ -48,18 +64,23 @@ def _convert(name: str, module: nn.Module, downsample_cfg) -> bool:
             'dilation * (kernel_size - 1) / 2), so the downsampled output '
             'would not match the original one.')
     module.stride = 1 if isinstance(module, nn.MaxPool2d) else (1, 1)
-    return channels
-
+    return channels, stride[0]
 
 
 @MODELS.register_module()
 class ShiftInvariantWrapper(BaseModule):
     """Convert a built mmseg CNN backbone to shift-invariant downsampling.
 
-    Every stride-2 ``nn.Conv2d`` becomes stride 1 followed by the downsampler
-    (applied to the conv's output, before its norm); every stride-2
-    ``nn.MaxPool2d`` becomes stride 1 followed by the downsampler (as in
-    antialiased-cnns' MaxBlurPool). Output shapes equal the original's. The
+    Every strided ``nn.Conv2d`` (stride s = 2, 3, 4, ..., square) becomes
+    stride 1 followed by a stride-s downsampler (applied to the conv's
+    output, before its norm); every strided ``nn.MaxPool2d`` becomes stride
+    1 followed by the downsampler (as in antialiased-cnns' MaxBlurPool).
+    This covers overlapping patch embeddings such as MiT's (SegFormer:
+    7x7 stride 4, then 3x3 stride 2). Output shapes equal the original's.
+    Non-overlapping strided convs (kernel = stride, no padding: ViT/Swin
+    patch embeddings, MiT's attention spatial reduction of keys and values)
+    cannot run at stride 1 with the same output size; they are left as they
+    are, listed in ``skipped`` and in a warning. The
     downsampler of a conv/pool ``m`` is ``m.down``, so all original
     parameter names stay (behind the ``backbone.`` prefix).
 
@@ -88,6 +109,7 @@ class ShiftInvariantWrapper(BaseModule):
         super().__init__(init_cfg=init_cfg)
         self.backbone = MODELS.build(backbone)
         self.converted: List[str] = []
+        self.skipped: List[str] = []
         if downsample_cfg is not None:
             self._convert_all(downsample_cfg)
         if circular_padding:
@@ -96,20 +118,31 @@ class ShiftInvariantWrapper(BaseModule):
     def _convert_all(self, downsample_cfg):
         pools = []
         for name, module in list(self.backbone.named_modules()):
-            channels = _convert(name, module, downsample_cfg)
-            if channels is False:
+            result = _convert(name, module)
+            if result is False:
                 continue
+            if result == NON_OVERLAPPING:
+                self.skipped.append(name)
+                continue
+            channels, stride = result
             if channels is None:  # a pool: channels known after a forward
-                pools.append((name, module))
+                pools.append((name, module, stride))
             else:
-                module.add_module('down',
-                                  build_downsample(downsample_cfg, channels))
+                module.add_module('down', build_downsample(
+                    downsample_cfg, channels, stride=stride))
                 module.register_forward_hook(_apply_down)
             self.converted.append(name)
-        for name, module in pools:
+        for name, module, stride in pools:
             module.add_module('down', build_downsample(
-                downsample_cfg, self._pool_input_channels(module)))
+                downsample_cfg, self._pool_input_channels(module),
+                stride=stride))
             module.register_forward_hook(_apply_down)
+        if self.skipped:
+            print_log(
+                'ShiftInvariantWrapper left these non-overlapping strided '
+                'convs (kernel = stride, no padding) as they are, since at '
+                'stride 1 they would not keep the map size: '
+                f'{self.skipped}', logger='current', level=logging.WARNING)
 
     def _pool_input_channels(self, pool: nn.Module) -> int:
         """Channels reaching ``pool``, from a tiny forward of the backbone."""
