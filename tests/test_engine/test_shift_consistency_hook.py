@@ -180,8 +180,11 @@ def test_val_metrics_reach_message_hub_and_json_logs(dataset):
         val_cfg=dict(type='ValLoop'),
         custom_hooks=[dict(type='ShiftConsistencyHook', max_shift=4)],
         default_scope='mmseg',
+        # A name of its own: mmengine keeps one Visualizer per name, and the
+        # default name (config + timestamp) can match another Runner's built
+        # in the same second in this process, whose save_dir it would keep.
         visualizer=dict(
-            type='Visualizer',
+            type='Visualizer', name=f'shift_hook_json_{id(dataset)}',
             vis_backends=[dict(type='LocalVisBackend')]),
         log_level='WARNING')
     metrics = runner.val()
