@@ -109,37 +109,36 @@ def valid_box(metainfo: dict, size: Sequence[int]) -> tuple:
     return top, int(size[0]) - bottom, left, int(size[1]) - right
 
 
-def _check_integer_shifts(shifts) -> List[tuple]:
+def _check_shift_pairs(shifts, name: str, what: str,
+                       draw_hint: str) -> List[tuple]:
+    """Every entry of ``shifts`` a pair (dh, dw), and at least one."""
     if len(shifts) == 0:
-        raise ValueError('shifts is empty; give at least one (dh, dw) pair '
-                         'or leave it None to draw num_shifts shifts per '
-                         'image.')
-    checked = []
+        raise ValueError(f'{name} is empty; give at least one (dh, dw) pair '
+                         f'or leave it None to draw {draw_hint}.')
     for shift in shifts:
         if len(shift) != 2:
-            raise ValueError(f'A shift must be a pair (dh, dw), got '
+            raise ValueError(f'A {what} must be a pair (dh, dw), got '
                              f'{shift!r}.')
+    return [tuple(shift) for shift in shifts]
+
+
+def _check_integer_shifts(shifts) -> List[tuple]:
+    checked = _check_shift_pairs(shifts, 'shifts', 'shift',
+                                 'num_shifts shifts per image')
+    for shift in checked:
         if any(float(v) != int(v) for v in shift):
             raise ValueError(
-                f'shifts are whole pixels, got {tuple(shift)!r}; for '
+                f'shifts are whole pixels, got {shift!r}; for '
                 "fractional shifts add 'subpixel' to modes and give them "
                 'as subpixel_shifts.')
-        checked.append((int(shift[0]), int(shift[1])))
-    return checked
+    return [(int(dh), int(dw)) for dh, dw in checked]
 
 
 def _check_subpixel_shifts(shifts) -> List[tuple]:
-    if len(shifts) == 0:
-        raise ValueError('subpixel_shifts is empty; give at least one '
-                         '(dh, dw) pair or leave it None to draw num_shifts '
-                         'shifts in (-1, 1)^2 per image.')
-    checked = []
-    for shift in shifts:
-        if len(shift) != 2:
-            raise ValueError(f'A sub-pixel shift must be a pair (dh, dw), '
-                             f'got {shift!r}.')
-        checked.append((float(shift[0]), float(shift[1])))
-    return checked
+    checked = _check_shift_pairs(shifts, 'subpixel_shifts',
+                                 'sub-pixel shift',
+                                 'num_shifts shifts in (-1, 1)^2 per image')
+    return [(float(dh), float(dw)) for dh, dw in checked]
 
 
 class ShiftConsistencyEvaluator:
