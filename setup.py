@@ -96,9 +96,11 @@ setup(
     extras_require={
         'lite': ['mmcv-lite>=2.0,<2.2'],
         'full': ['mmcv>=2.0,<2.2'],
+        # timm: mmseg's TIMMBackbone (timm's CNNs) under ShiftInvariantWrapper.
         'tests': ['pytest', 'pytest-xdist', 'hypothesis', 'onnx', 'onnxruntime',
-                  'onnxscript'],
+                  'onnxscript', 'timm'],
         'deploy': ['onnx', 'onnxruntime', 'onnxscript'],
+        'timm': ['timm'],
     },
     cmdclass=CMDCLASS,
     zip_safe=False,

@@ -315,3 +315,53 @@ def test_subsample_types_are_measured_like_an_identity_strided_conv():
     assert entry['type'] == 'EveryOtherPixel'
     for key in ('msb_pixel', 'msb_soft', 'msb_phase'):
         assert entry[key] == pytest.approx(expected[key])
+
+
+# Stride 4 (MiT's first patch embedding): s x s windows, s*s components.
+
+
+def test_aps_stride_four_phase_bias_is_exactly_one():
+    entry = record(APS(3, stride=4), torch.randn(2, 3, 16, 12))
+    assert entry['msb_phase'] == 1.0
+    assert entry['output_elements'] == 2 * 3 * 4 * 3
+
+
+def test_tips_stride_four_uniform_tau_has_phase_bias_one_sixteenth():
+    tips = TIPS(4, stride=4)
+    nn.init.zeros_(tips.logit_scale.weight)  # all logits 0 -> tau = 1/16
+    entry = record(tips, torch.randn(2, 4, 16, 16))
+    assert entry['msb_phase'] == pytest.approx(1 / 16, abs=1e-6)
+    assert entry['msb_pixel'] == 0.0
+
+
+@pytest.mark.parametrize('size', [(16, 16), (14, 11)])
+def test_stride_four_layers_match_naive_windows(size):
+    x = torch.randn(2, 2, *size)
+    xn = x.numpy()
+    conv = nn.Conv2d(2, 2, 7, stride=4, padding=3)
+    with torch.no_grad():
+        r = stride_one_response(conv, x).numpy()
+    for layer, source, y in (
+            (conv, r, r[..., ::4, ::4]),
+            (BlurPool(2, stride=4), xn, None)):
+        entry = record(layer, x)
+        if y is None:
+            with torch.no_grad():
+                y = layer(x).numpy()
+        pixel, soft = naive_window_msb(
+            source, y,
+            lambda n, c, i, j, s=source: s[n, c, 4 * i:4 * i + 4,
+                                           4 * j:4 * j + 4])
+        assert entry['msb_pixel'] == pytest.approx(pixel)
+        assert entry['msb_soft'] == pytest.approx(soft)
+
+
+def test_stride_four_conv_phase_is_one_when_its_component_dominates():
+    conv = nn.Conv2d(1, 1, 1, stride=4, bias=False)
+    nn.init.ones_(conv.weight)
+    x = torch.rand(1, 1, 8, 8) * 0.1
+    x[..., ::4, ::4] += 1  # component (0, 0), the one the conv keeps
+    assert record(conv, x)['msb_phase'] == 1.0
+    x = torch.rand(1, 1, 8, 8) * 0.1
+    x[..., 1::4, 2::4] += 1
+    assert record(conv, x)['msb_phase'] == 0.0

@@ -30,7 +30,10 @@ def model_cfg_for_test(cfg: Config, size: int = 32) -> dict:
     model = copy.deepcopy(cfg.model.to_dict())
     _sync_bn_to_bn(model)
     model['pretrained'] = None
-    model['backbone'].pop('init_cfg', None)
+    backbone = model['backbone']
+    backbone.pop('init_cfg', None)
+    if isinstance(backbone.get('backbone'), dict):  # ShiftInvariantWrapper
+        backbone['backbone'].pop('init_cfg', None)
     model['data_preprocessor']['size'] = (size, size)
     return model
 

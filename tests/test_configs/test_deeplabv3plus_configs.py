@@ -22,7 +22,10 @@ _STEPPED = {}
 
 
 def configs_of(dataset):
-    return [c for c in CONFIGS if dataset in osp.basename(c)]
+    """The DeepLabV3+ configs of a dataset (SegFormer and toy configs have
+    their own test files)."""
+    return [c for c in CONFIGS if dataset in osp.basename(c)
+            and osp.basename(osp.dirname(c)) == 'deeplabv3plus']
 
 
 def check_config(path, load_config):
@@ -121,6 +124,17 @@ def test_config_families_complete():
         for variant in ('aps-circ-unpool', 'lps-circ-unpool'):
             assert any(f'r{depth}-d8-{variant}_' in n and 'voc12aug' in n
                        for n in names)
+
+
+def test_every_config_has_its_test():
+    # deeplabv3plus: VOC and Cityscapes tests here; segformer and toy: their
+    # own test files. A new folder needs a test file of its own.
+    folders = {osp.basename(osp.dirname(c)) for c in CONFIGS}
+    assert folders == {'deeplabv3plus', 'segformer', 'toy'}
+    deeplab = [c for c in CONFIGS
+               if osp.basename(osp.dirname(c)) == 'deeplabv3plus']
+    assert sorted(configs_of('voc12aug') + configs_of('cityscapes')) == \
+        sorted(deeplab)
 
 
 @pytest.mark.parametrize('path', configs_of('voc12aug'),

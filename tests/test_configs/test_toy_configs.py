@@ -19,6 +19,19 @@ def test_toy_config_trains_one_step(variant, load_config):
     assert cfg.model.backbone.type == 'ShiftInvariantResNetV1c'
 
 
+@pytest.mark.parametrize('variant', ['vanilla', 'tips'])
+def test_toy_segformer_config_trains_one_step(variant, load_config):
+    path = osp.join(ROOT, 'toy', f'segformer_mit-b0-{variant}_toy-64x64.py')
+    cfg = check_config(path, load_config)
+    assert cfg.model.decode_head.type == 'SegformerHead'
+    assert cfg.model.decode_head.num_classes == 5
+    assert cfg.model.backbone.type == 'ShiftInvariantWrapper'
+    assert cfg.model.backbone.backbone.type == 'MixVisionTransformer'
+    down = cfg.model.backbone.downsample_cfg
+    assert down == (dict(type='TIPS') if variant == 'tips' else None)
+    assert cfg.train_dataloader.dataset.type == 'ToyShapesDataset'
+
+
 def _load_demo_tool():
     import importlib.util
     spec = importlib.util.spec_from_file_location(

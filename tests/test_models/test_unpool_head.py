@@ -91,3 +91,30 @@ def test_paper_protocol_backbone_unpools_odd_maps_on_the_padded_side(mode):
     assert seen == [mode]
     assert all(d.odd_padding == mode
                for d in model.backbone.main_downsamplers().values())
+
+
+@pytest.mark.parametrize('stride', [2, 3, 4])
+def test_unpool_bilinear_fills_the_kept_phase_bilinearly(stride):
+    from tips_mmseg.models.decode_heads.unpool_sep_aspp_head import (
+        bilinear_tent, unpool_bilinear)
+    from tips_mmseg.models.layers.polyphase import component_offsets
+    if stride == 2:
+        torch.testing.assert_close(bilinear_tent(2), torch.tensor(
+            [[.25, .5, .25], [.5, 1., .5], [.25, .5, .25]]))
+    # A plane a*i + b*j sampled on component (a0, b0): inside the map (away
+    # from the circular wrap) the fill is the plane itself, and the kept
+    # samples come back unchanged.
+    h = w = 6 * stride
+    k = stride * stride - 2
+    a0, b0 = component_offsets(stride)[k]
+    rows = torch.arange(h, dtype=torch.float64)[:, None]
+    cols = torch.arange(w, dtype=torch.float64)[None, :]
+    plane = (0.5 * rows + 0.25 * cols)[None, None]
+    y = plane[..., a0::stride, b0::stride]
+    weights = torch.nn.functional.one_hot(torch.tensor([k]),
+                                          stride * stride)[:, None].double()
+    out = unpool_bilinear(y, weights, (h, w), stride=stride)
+    torch.testing.assert_close(out[..., a0::stride, b0::stride], y)
+    inner = (slice(None), slice(None), slice(a0, h - stride),
+             slice(b0, w - stride))
+    torch.testing.assert_close(out[inner], plane[inner])

@@ -1,4 +1,5 @@
-"""mmseg's own tools/train.py trains a configs/toy TIPS config and resumes."""
+"""mmseg's own tools/train.py trains the configs/toy TIPS configs (and
+resumes)."""
 import os.path as osp
 import re
 
@@ -7,11 +8,13 @@ from tips_mmseg.datasets import write_toy_dataset
 
 TIPS_TOY = osp.join(REPO_ROOT, 'configs', 'toy',
                     'deeplabv3plus_r18-d8-tips_toy-64x64.py')
+TIPS_SEGFORMER_TOY = osp.join(REPO_ROOT, 'configs', 'toy',
+                              'segformer_mit-b0-tips_toy-64x64.py')
 
 
-def _train(tmp_path, max_iters, *extra):
+def _train(tmp_path, max_iters, *extra, config=TIPS_TOY):
     return run_python([
-        osp.join(MMSEG_TOOLS, 'train.py'), TIPS_TOY, '--work-dir', 'wd',
+        osp.join(MMSEG_TOOLS, 'train.py'), config, '--work-dir', 'wd',
         *extra, '--cfg-options', f'train_cfg.max_iters={max_iters}',
         'train_cfg.val_interval=2', 'default_hooks.checkpoint.interval=2',
         'default_hooks.logger.interval=1', 'train_dataloader.batch_size=2',
@@ -36,6 +39,22 @@ def test_mmseg_train_tool_trains_and_resumes_the_tips_toy_config(tmp_path):
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert 'resumed epoch: 0, iter: 2' in resumed.stdout + resumed.stderr
     assert (tmp_path / 'wd' / 'iter_4.pth').exists()
+
+
+def test_mmseg_train_tool_trains_the_tips_segformer_toy_config(tmp_path):
+    write_toy_dataset(str(tmp_path / 'toy'), 4, 2, size=32)
+    result = _train(tmp_path, 3, config=TIPS_SEGFORMER_TOY)
+    assert result.returncode == 0, result.stderr[-3000:]
+    log = result.stdout + result.stderr
+    # TIPS in MiT's four patch embeddings, the attention's key/value
+    # reductions named as left strided.
+    assert "left these non-overlapping strided convs" in log
+    assert "'layers.0.1.0.attn.sr'" in log
+    # L_undo switches on at eps * max_iters (iteration 1 of 3) and is not 0.
+    undo = [float(v) for v in re.findall(r'loss_undo: ([\d.]+)', log)]
+    assert len(undo) == 3 and undo[0] == 0 and undo[-1] > 0
+    assert re.search(r'mIoU: [\d.]+ .*mASSC: [\d.]+', log)
+    assert (tmp_path / 'wd' / 'iter_3.pth').exists()
 
 
 def test_demo_tool_writes_results_report_and_figures(tmp_path):

@@ -24,25 +24,27 @@ element ``y`` and the input window ``w`` its output location covers:
 
 Windows, per kind of layer:
 
-* APS / LPS / TIPS (:class:`PolyphaseDownsample`): the 2x2 windows
-  ``X[n, c, 2i:2i+2, 2j:2j+2]`` of the input after the layer's own
+* APS / LPS / TIPS (:class:`PolyphaseDownsample`, stride s): the s x s
+  windows ``X[n, c, s*i:s*i+s, s*j:s*j+s]`` of the input after the layer's own
   low-pass (if any) and padding of odd sizes (``polyphase_input``). Norms
   for ``msb_phase`` are per sample over (C, h, w) when the layer's weights
-  are per sample (N, 1, 4: APS, LPS), per (sample, channel) over (h, w)
-  when they are per channel (N, C, 4: TIPS) - the granularity at which the
+  are per sample (N, 1, s*s: APS, LPS), per (sample, channel) over (h, w)
+  when they are per channel (N, C, s*s: TIPS) - the granularity at which the
   layer chooses.
 * Strided conv (stride s): measured on the conv's stride-1 response ``R``
   (same weights, padding and dilation, stride 1), which holds the strided
   output at ``R[s*i, s*j]``; windows ``R[s*i:s*i+s, s*j:s*j+s]`` (partial at
-  the bottom/right where ``R`` has an odd size). For s = 2 the conv always
-  keeps component (0, 0) of ``R``, so ``msb_phase`` is the fraction of
-  samples in which that component has the largest norm (per-sample norms of
-  ``R``): ~0.25 when the phase is unrelated to the content. Defining it for
+  the bottom/right where ``R`` is not a multiple of s). For a square
+  stride the conv always keeps component (0, 0) of ``R``, so ``msb_phase``
+  is the fraction of samples in which that component has the largest norm
+  (per-sample norms of ``R``): ~1/s^2 when the phase is unrelated to the
+  content. Defining it for
   the vanilla baseline is what makes it comparable with APS/LPS/TIPS.
 * Plain stride-2 subsampling modules (``subsample_types``, output
   ``X[..., ::2, ::2]``): as a strided conv whose response is its input.
-* BlurPool: the 2x2 windows ``X[n, c, 2i:2i+2, 2j:2j+2]`` of its input
-  (partial at the bottom/right for odd sizes, where BlurPool itself pads
+* BlurPool (stride s): the s x s windows ``X[n, c, s*i:s*i+s, s*j:s*j+s]``
+  of its input (partial at the bottom/right for odd sizes, where BlurPool
+  itself pads
   symmetrically), ``y`` its output; no ``msb_phase``.
 * Max / average pools (stride > 1): their pooling window (kernel, stride,
   padding, dilation, ceil_mode); padding never counts as a window value
@@ -63,7 +65,7 @@ import torch.nn.functional as F
 
 from ..models.layers import (BlurPool, PolyphaseDownsample,
                              polyphase_split)
-from ..models.layers.polyphase import NUM_COMPONENTS, STRIDE
+from ..models.layers.polyphase import polyphase_split
 
 #: Relative tolerance for "equal to the window's maximum".
 REL_TOL = 1e-6
@@ -143,8 +145,8 @@ def largest_component_weight(components: torch.Tensor,
     """Weight given to the component(s) of largest l2 norm.
 
     Args:
-        components (Tensor): (N, C, 4, h, w) polyphase components.
-        weights (Tensor): (N, 1, 4) per-sample or (N, C, 4) per-channel
+        components (Tensor): (N, C, s*s, h, w) polyphase components.
+        weights (Tensor): (N, 1, s*s) per-sample or (N, C, s*s) per-channel
             component weights. Per-sample weights are compared with norms
             over (C, h, w), per-channel weights with norms over (h, w).
 
@@ -154,9 +156,9 @@ def largest_component_weight(components: torch.Tensor,
         :data:`REL_TOL` of the largest; entries where all norms tie are
         left out.
     """
-    energy = components.float().pow(2).sum(dim=(3, 4))  # (N, C, 4)
+    energy = components.float().pow(2).sum(dim=(3, 4))  # (N, C, s*s)
     if weights.shape[1] == 1:
-        energy = energy.sum(dim=1, keepdim=True)  # (N, 1, 4)
+        energy = energy.sum(dim=1, keepdim=True)  # (N, 1, s*s)
     norms = energy.sqrt()
     largest = norms.amax(dim=-1, keepdim=True)
     is_largest = norms >= largest * (1 - REL_TOL)
@@ -351,7 +353,8 @@ def measure_layer(stats: LayerMSB, module: nn.Module, x: torch.Tensor,
     """
     kind = stats.kind
     if kind == 'polyphase':
-        components = polyphase_split(module.polyphase_input(x.float()))
+        components = polyphase_split(module.polyphase_input(x.float()),
+                                     module.stride)
         stats.add_windows(y, components.amax(dim=2), components.amin(dim=2))
         if module.last_weights is not None:
             stats.add_phase(
@@ -362,7 +365,8 @@ def measure_layer(stats: LayerMSB, module: nn.Module, x: torch.Tensor,
         stride = _pair(module.stride) if kind == 'strided_conv' else (2, 2)
         _measure_fixed_phase(stats, response.float(), stride, y.shape)
     elif kind == 'blurpool':
-        stats.add_windows(y, *window_extrema(x, 2, 2, ceil_mode=True))
+        stats.add_windows(y, *window_extrema(x, module.stride, module.stride,
+                                             ceil_mode=True))
     elif kind == 'max_pool':
         stats.add_windows(
             y, *window_extrema(x, module.kernel_size, module.stride,
@@ -387,11 +391,14 @@ def _measure_fixed_phase(stats: LayerMSB, response: torch.Tensor,
             f'{stride} has {tuple(kept.shape)}.')
     stats.add_windows(
         kept, *window_extrema(response, stride, stride, ceil_mode=True))
-    if stride == (STRIDE, STRIDE):
-        # Zeros at the bottom/right of an odd response leave norms unchanged.
+    if stride[0] == stride[1]:
+        # Zeros at the bottom/right (up to a multiple of s) leave norms
+        # unchanged.
+        s = stride[0]
         h, w = response.shape[-2:]
-        components = polyphase_split(F.pad(response, (0, w % 2, 0, h % 2)))
-        keeps_first = torch.zeros(response.shape[0], 1, NUM_COMPONENTS,
+        components = polyphase_split(
+            F.pad(response, (0, -w % s, 0, -h % s)), s)
+        keeps_first = torch.zeros(response.shape[0], 1, s * s,
                                   device=response.device)
         keeps_first[..., 0] = 1
         stats.add_phase(largest_component_weight(components, keeps_first))

@@ -11,37 +11,44 @@ from mmseg.registry import MODELS
 from ..circular import use_circular_padding
 from ..layers import PolyphaseDownsample, polyphase_unpool
 
-# Zero-inserted map * this kernel = bilinear interpolation on the kept phase.
-_BILINEAR_2X = torch.tensor([[.25, .5, .25], [.5, 1., .5], [.25, .5, .25]])
+def bilinear_tent(stride: int = 2) -> torch.Tensor:
+    """(2s-1) x (2s-1) kernel: a zero-inserted map (one kept pixel per
+    s x s) convolved with it is bilinear interpolation on the kept phase.
+    For s = 2: ``[[.25, .5, .25], [.5, 1, .5], [.25, .5, .25]]``."""
+    ramp = torch.arange(1, stride + 1, dtype=torch.float32) / stride
+    tent = torch.cat([ramp, ramp.flip(0)[1:]])
+    return tent[:, None] * tent[None, :]
 
 
 def unpool_bilinear(y: torch.Tensor, weights: torch.Tensor,
                     output_size: Sequence[int],
-                    odd_padding: str = 'reflect-top-left') -> torch.Tensor:
+                    odd_padding: str = 'reflect-top-left',
+                    stride: int = 2) -> torch.Tensor:
     """Polyphase unpooling, then a fixed circular bilinear fill.
 
     Unpooling puts ``y`` back into the component the downsampler kept (zeros
-    elsewhere); the 3x3 tent filter, circularly padded, fills the zeros with
-    bilinear interpolation aligned to that component. Both steps commute with
-    circular shifts, so (unlike ``F.interpolate``) the result moves exactly
-    with the input.
+    elsewhere); the tent filter (:func:`bilinear_tent`), circularly padded,
+    fills the zeros with bilinear interpolation aligned to that component.
+    Both steps commute with circular shifts, so (unlike ``F.interpolate``)
+    the result moves exactly with the input.
 
     Args:
         y (Tensor): (N, C, h, w) low-resolution map.
-        weights (Tensor): (N, 1, 4) weights of the matching downsampler.
+        weights (Tensor): (N, 1, s*s) weights of the matching downsampler.
         output_size (Sequence[int]): (H, W) of the map before downsampling.
         odd_padding (str): The downsampler's ``odd_padding`` (which side
             of an odd map to crop). Defaults to 'reflect-top-left'.
+        stride (int): The downsampler's stride s. Defaults to 2.
 
     Returns:
         Tensor: (N, C, H, W).
     """
-    up = polyphase_unpool(y, weights, output_size, odd_padding)
-    padded = F.pad(up, (1, 1, 1, 1), mode='circular')
+    up = polyphase_unpool(y, weights, output_size, odd_padding, stride)
+    padded = F.pad(up, (stride - 1, ) * 4, mode='circular')
     # Every channel as a one-channel image: the kernel's shape then does not
     # depend on the channel count (ONNX export needs a static kernel shape).
     out = F.conv2d(padded.flatten(0, 1).unsqueeze(1),
-                   _BILINEAR_2X.to(up)[None, None])
+                   bilinear_tent(stride).to(up)[None, None])
     return out.view_as(up)
 
 
@@ -97,9 +104,11 @@ class UnpoolDepthwiseSeparableASPPHead(DepthwiseSeparableASPPHead):
             if tuple(x.shape[-2:]) == size:
                 break
             in_size = tuple(down.last_input_size)
-            if tuple((s + 1) // 2 for s in in_size) == tuple(x.shape[-2:]):
+            stride = down.stride
+            if tuple(-(-s // stride) for s in in_size) == tuple(
+                    x.shape[-2:]):
                 x = unpool_bilinear(x, down.last_weights, in_size,
-                                    down.odd_padding)
+                                    down.odd_padding, stride)
         if tuple(x.shape[-2:]) != size:
             raise RuntimeError(
                 f'{type(self).__name__} could not unpool a '

@@ -1,0 +1,2 @@
+_base_ = ['./_base_segformer_toy.py']
+model = dict(backbone=dict(downsample_cfg=None))
