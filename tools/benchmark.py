@@ -21,6 +21,13 @@ drift in a shared machine's load hits them alike:
   and allocator slack; a fresh process keeps the allocator's caches of one
   variant from hiding another's peak.
 
+On CUDA the training step runs with mmengine's ``AmpOptimWrapper`` (float16
+autocast and loss scaling, as mixed-precision configs train) and inference
+under float16 autocast, unless ``--no-amp``. ``--compile`` times the models
+with ``torch.compile``d forwards (compilation happens in the warm-up
+iterations; FLOPs and memory are of the eager models). ``--channels-last``
+converts the models to the channels-last memory format.
+
 Every figure is printed also as a ratio to ``vanilla``. The JSON also keeps
 each iteration's times (``*_all``) and their minimum (``*_min_s``): on a
 shared machine the least-disturbed iteration is often the fairer figure.
@@ -31,6 +38,7 @@ Example::
         --out work_dirs/benchmark_r50_256.json
 """
 import argparse
+import contextlib
 import gc
 import json
 import os
@@ -48,7 +56,7 @@ from mmengine.analysis import FlopAnalyzer  # noqa: E402
 from mmengine.analysis.jit_handles import \
     elementwise_flop_counter  # noqa: E402
 from mmengine.config import Config  # noqa: E402
-from mmengine.optim import OptimWrapper  # noqa: E402
+from mmengine.optim import AmpOptimWrapper, OptimWrapper  # noqa: E402
 from mmengine.structures import PixelData  # noqa: E402
 from mmseg.registry import MODELS  # noqa: E402
 from mmseg.structures import SegDataSample  # noqa: E402
@@ -78,6 +86,12 @@ def parse_args(argv=None):
                         if torch.cuda.is_available() else 'cpu')
     parser.add_argument('--no-memory', action='store_true',
                         help='skip the per-variant memory subprocesses')
+    parser.add_argument('--amp', action=argparse.BooleanOptionalAction,
+                        default=None,
+                        help='mixed precision (default: on for CUDA)')
+    parser.add_argument('--compile', action='store_true',
+                        help='torch.compile each model\'s forward')
+    parser.add_argument('--channels-last', action='store_true')
     parser.add_argument('--out', required=True, help='JSON file to write')
     # Internal: measure one variant's peak memory in this (fresh) process.
     parser.add_argument('--memory-of', help=argparse.SUPPRESS)
@@ -87,6 +101,13 @@ def parse_args(argv=None):
         # ASPP's image-pool BN sees one value per channel per image.
         parser.error('--batch must be >= 2: BN in the ASPP image pool needs '
                      'more than one value per channel in training')
+    if args.amp is None:
+        args.amp = args.device.startswith('cuda')
+    if args.amp and not args.device.startswith('cuda'):
+        parser.error('--amp needs --device cuda (mmengine\'s AmpOptimWrapper '
+                     'runs on GPUs only)')
+    if args.compile and args.warmup < 2:
+        args.warmup = 2  # the first calls compile (train, then eval)
     unknown = sorted(set(args.variants) - set(VARIANTS))
     if unknown:
         parser.error(f'unknown variants {unknown}; choose from {VARIANTS}')
@@ -143,9 +164,13 @@ class Variant:
         self.name = name
         self.device = args.device
         self.model = build_model(args.depth, name, args.size, args.device)
-        self.optim = OptimWrapper(torch.optim.SGD(
-            self.model.parameters(), lr=1e-4, momentum=0.9,
-            weight_decay=5e-4))
+        if args.channels_last:
+            self.model.to(memory_format=torch.channels_last)
+        sgd = torch.optim.SGD(self.model.parameters(), lr=1e-4, momentum=0.9,
+                              weight_decay=5e-4)
+        self.amp = args.amp
+        self.optim = (AmpOptimWrapper(optimizer=sgd, dtype='float16')
+                      if args.amp else OptimWrapper(sgd))
         self.data = make_batch(args.batch, args.size,
                                self.model.decode_head.num_classes)
         self.times: Dict[str, List[float]] = dict(train_step_s=[], infer_s=[])
@@ -158,9 +183,15 @@ class Variant:
         self.model.train()
         self.model.train_step(self.data, self.optim)
 
+    def compile(self):
+        """Compile the forward (train_step and test_step call it)."""
+        self.model.forward = torch.compile(self.model.forward)
+
     def infer(self):
         self.model.eval()
-        with torch.no_grad():
+        amp = (torch.autocast('cuda', dtype=torch.float16) if self.amp else
+               contextlib.nullcontext())
+        with torch.no_grad(), amp:
             self.model.test_step(self.data)
 
     def timed(self, what: str):
@@ -241,7 +272,10 @@ def memory_in_fresh_process(name: str, args) -> float:
     cmd = [sys.executable, osp.abspath(__file__), '--memory-of', name,
            '--depth', str(args.depth), '--size', str(args.size),
            '--batch', str(args.batch), '--device', args.device,
-           '--variants', name, '--out', os.devnull]
+           '--variants', name, '--out', os.devnull,
+           '--amp' if args.amp else '--no-amp']
+    if args.channels_last:
+        cmd.append('--channels-last')
     env = dict(os.environ)
     env['PYTHONPATH'] = os.pathsep.join(
         [REPO_ROOT] + [p for p in [env.get('PYTHONPATH')] if p])
@@ -267,8 +301,9 @@ def report(results: Dict[str, dict], args) -> str:
     lines = [
         f'DeepLabV3+ R{args.depth}-D8, {args.batch}x3x{args.size}x'
         f'{args.size}, device={args.device}, torch threads='
-        f'{torch.get_num_threads()}, median of {args.iters} interleaved '
-        f'iterations', '',
+        f'{torch.get_num_threads()}, amp={args.amp}, compile={args.compile}, '
+        f'channels_last={args.channels_last}, median of {args.iters} '
+        'interleaved iterations', '',
         '| variant | train step s | infer s | GFLOPs | params M | '
         'peak mem MB |', '|---|---|---|---|---|---|'
     ]
@@ -304,6 +339,8 @@ def main(argv=None):
             params_m=sum(p.numel() for p in v.model.parameters()) / 1e6)
         print(f'[flops] {name}: {results[name]["gflops"]:.2f} GFLOPs, '
               f'{results[name]["params_m"]:.2f} M params', flush=True)
+        if args.compile:
+            v.compile()
     for i in range(args.warmup + args.iters):
         tag = 'warmup' if i < args.warmup else 'iter'
         for what in ('train_step_s', 'infer_s'):
@@ -331,7 +368,8 @@ def main(argv=None):
     print(report(results, args))
     out = dict(
         depth=args.depth, size=args.size, batch=args.batch,
-        iters=args.iters, device=args.device,
+        iters=args.iters, device=args.device, amp=args.amp,
+        compile=args.compile, channels_last=args.channels_last,
         threads=torch.get_num_threads(), torch=torch.__version__,
         variants=results)
     if osp.dirname(args.out):

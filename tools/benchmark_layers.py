@@ -6,10 +6,17 @@ of the tensors autograd saves for backward plus the output (the activation
 memory a layer adds to a training step), counted with saved-tensor hooks,
 a tensor saved by several ops once.
 
+On CUDA the layers run under autocast (float16, as mixed-precision training
+runs them) unless ``--no-amp``. ``--compile`` times ``torch.compile``d layers
+next to the eager ones (``<name>+compile``; the first calls, which compile,
+are warm-up). ``--channels-last`` feeds a channels-last input.
+
 Example:
     python tools/benchmark_layers.py --shape 8 256 128 128 --iters 5
+    python tools/benchmark_layers.py --device cuda --compile
 """
 import argparse
+import contextlib
 import json
 import time
 
@@ -35,8 +42,25 @@ def parse_args():
     parser.add_argument('--device', default='cuda' if torch.cuda.is_available()
                         else 'cpu')
     parser.add_argument('--layers', default=','.join(DOWNSAMPLE_LAYERS))
+    parser.add_argument('--amp', action=argparse.BooleanOptionalAction,
+                        default=None,
+                        help='autocast to float16 (default: on for CUDA)')
+    parser.add_argument('--compile', action='store_true',
+                        help='also time torch.compile(layer)')
+    parser.add_argument('--channels-last', action='store_true')
     parser.add_argument('--out', help='optional JSON file for the results')
-    return parser.parse_args()
+    args = parser.parse_args()
+    if args.amp is None:
+        args.amp = args.device.startswith('cuda')
+    return args
+
+
+def autocast(args):
+    if not args.amp:
+        return contextlib.nullcontext()
+    device = args.device.split(':')[0]
+    dtype = torch.float16 if device == 'cuda' else torch.bfloat16
+    return torch.autocast(device, dtype=dtype)
 
 
 def sync(device):
@@ -44,12 +68,14 @@ def sync(device):
         torch.cuda.synchronize()
 
 
-def step(layer, x):
+def step(layer, x, args=None):
     x.grad = None
-    layer(x).sum().backward()
+    with autocast(args) if args else contextlib.nullcontext():
+        y = layer(x)
+    y.float().sum().backward()
 
 
-def activation_bytes(layer, x):
+def activation_bytes(layer, x, args):
     """Bytes saved for backward plus the output of one forward."""
     saved = {}
 
@@ -60,18 +86,20 @@ def activation_bytes(layer, x):
             t.numel() * t.element_size()
         return t
 
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t), \
+            autocast(args):
         y = layer(x)
     return sum(saved.values()) + y.numel() * y.element_size()
 
 
-def peak_memory(layer, x, device):
+def peak_memory(layer, x, args):
+    device = args.device
     if not device.startswith('cuda'):
-        return activation_bytes(layer, x)
+        return activation_bytes(layer, x, args)
     torch.cuda.empty_cache()
     base = torch.cuda.memory_allocated()
     torch.cuda.reset_peak_memory_stats()
-    step(layer, x)
+    step(layer, x, args)
     sync(device)
     return torch.cuda.max_memory_allocated() - base
 
@@ -84,27 +112,34 @@ def main():
         layers[name] = build_downsample(name, c)
     for layer in layers.values():
         layer.to(args.device).train()
-    x = torch.randn(n, c, h, w, device=args.device, requires_grad=True)
+    if args.compile:
+        for name in list(layers):
+            layers[f'{name}+compile'] = torch.compile(layers[name])
+    x = torch.randn(n, c, h, w, device=args.device)
+    if args.channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    x.requires_grad_()
 
     times = {name: [] for name in layers}
-    for _ in range(args.warmup):
+    for _ in range(max(args.warmup, 2 if args.compile else 0)):
         for layer in layers.values():
-            step(layer, x)
+            step(layer, x, args)
     for _ in range(args.iters):
         for name, layer in layers.items():  # interleaved: fair to drift
             sync(args.device)
             start = time.perf_counter()
-            step(layer, x)
+            step(layer, x, args)
             sync(args.device)
             times[name].append(time.perf_counter() - start)
     results = {}
     for name, layer in layers.items():
         results[name] = dict(
             time_ms=1000 * sorted(times[name])[len(times[name]) // 2],
-            memory_mb=peak_memory(layer, x, args.device) / 2**20)
+            memory_mb=peak_memory(layer, x, args) / 2**20)
     base = results['strided']
     print(f'device={args.device} input={tuple(args.shape)} '
-          f'iters={args.iters} (median fwd+bwd)')
+          f'iters={args.iters} amp={args.amp} channels_last='
+          f'{args.channels_last} (median fwd+bwd)')
     print('| layer | fwd+bwd ms | time ratio | memory MB | memory ratio |')
     print('|---|---|---|---|---|')
     for name, r in results.items():
@@ -115,6 +150,7 @@ def main():
     if args.out:
         with open(args.out, 'w') as f:
             json.dump(dict(device=args.device, shape=args.shape,
+                           amp=args.amp, channels_last=args.channels_last,
                            layers=results), f, indent=2)
 
 

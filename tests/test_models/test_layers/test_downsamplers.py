@@ -88,4 +88,9 @@ def test_gradients_reach_parameters(name):
     layer = build_downsample(name, 3).train()
     layer(torch.randn(2, 3, 8, 8)).square().sum().backward()
     for pname, param in layer.named_parameters():
+        if pname == 'scorer.conv2.bias':
+            # Adds the same constant to every component's logit: the
+            # softmax does not see it, its gradient is 0.
+            assert param.grad.abs().max() < 1e-6
+            continue
         assert param.grad is not None and param.grad.abs().sum() > 0, pname

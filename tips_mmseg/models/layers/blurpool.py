@@ -6,15 +6,18 @@ import torch.nn.functional as F
 from mmengine.model import BaseModule
 
 from mmseg.registry import MODELS
-from ..circular import circular_pad
 from .base import check_input
 from .binomial import binomial_kernel
+from .padded_conv import padded_conv2d
 from .polyphase import check_stride, pad_index, shape_hw, tracing
 
 
 @MODELS.register_module()
 class BlurPool(BaseModule):
     """Depthwise binomial blur, then subsampling by ``stride`` (2).
+
+    Nothing of the input is kept for backward: the filter is fixed, so the
+    input's gradient is the transposed blur of the output's.
 
     With ``stride=1`` it is the plain low-pass that APS and LPS apply before
     their choice (``APS(filter_size=k)``): the one place where the binomial
@@ -59,18 +62,14 @@ class BlurPool(BaseModule):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_input(self, x, self.channels)
         mode = self.pad_mode
+        kernel = self.kernel.to(x.dtype)
         if mode == 'reflect' and tracing():
-            x = self._reflect_pad_graph(x)
-        elif mode == 'zeros':
-            x = F.pad(x, self.padding)
-        elif mode == 'circular':
-            x = circular_pad(x, self.padding)
-        else:
-            if mode == 'reflect' and min(x.shape[-2:]) <= max(self.padding):
-                mode = 'replicate'  # reflect needs more pixels than the pad
-            x = F.pad(x, self.padding, mode=mode)
-        return F.conv2d(x, self.kernel.to(x.dtype), stride=self.stride,
-                        groups=self.channels)
+            return F.conv2d(self._reflect_pad_graph(x), kernel,
+                            stride=self.stride, groups=self.channels)
+        if mode == 'reflect' and min(x.shape[-2:]) <= max(self.padding):
+            mode = 'replicate'  # reflect needs more pixels than the pad
+        return padded_conv2d(x, kernel, None, self.padding, mode,
+                             self.stride, groups=self.channels)
 
     def _reflect_pad_graph(self, x: torch.Tensor) -> torch.Tensor:
         """The reflect padding of :meth:`forward` (replicate on maps too

@@ -7,7 +7,8 @@ import torch.nn.functional as F
 
 from mmseg.registry import MODELS
 from .base import PolyphaseDownsample, one_hot_weights
-from .polyphase import STRIDE, polyphase_view
+from .padded_conv import padded_conv2d
+from .polyphase import STRIDE, polyphase_view, tracing
 
 
 #: Logits nets: 'lps' = LPS's release, conv3x3(C->hid)-ReLU-conv3x3(hid->hid)
@@ -44,12 +45,35 @@ class ComponentScorer(nn.Module):
                                padding=1, padding_mode='circular')
 
     def forward(self, x: torch.Tensor, stride: int = STRIDE) -> torch.Tensor:
-        """Logits (N, s*s) of the components of the padded map ``x``."""
+        """Logits (N, s*s) of the components of the padded map ``x``.
+
+        A 3x3 conv with circular padding 1 on every component at once is
+        the same conv dilated by s, circularly padded by s, on the full
+        map: its output at ``(s*i + a, s*j + b)`` is the component conv of
+        component ``(a, b)`` at ``(i, j)``. So the components are never
+        copied out of the map, and backward keeps no padded copy either.
+        """
+        if tracing():
+            return self._forward_stacked(x, stride)
+        hidden = F.relu(self._conv(self.conv1, x, stride), inplace=True)
+        scores = self._conv(self.conv2, hidden, stride)
+        n = x.shape[0]
+        # (N, K, h, s, w, s) -> mean over K, h, w per component (a, b).
+        return polyphase_view(scores, stride).mean(dim=(1, 2, 4)).reshape(
+            n, stride * stride)
+
+    @staticmethod
+    def _conv(conv: nn.Conv2d, x: torch.Tensor, stride: int):
+        return padded_conv2d(x, conv.weight, conv.bias, (stride, ) * 4,
+                             'circular', dilation=stride)
+
+    def _forward_stacked(self, x: torch.Tensor, stride: int) -> torch.Tensor:
+        """The components batched as separate images, (N*s*s, C, h, w):
+        plain ops for exporters (no dilated circular padding of a symbolic
+        size)."""
         view = polyphase_view(x, stride)
         n, c, h, _, w, _ = view.shape
         num = stride * stride
-        # All components through the net in one batch, (N*s*s, C, h, w),
-        # gathered from the view in one copy (a conv needs them dense).
         stacked = view.permute(0, 3, 5, 1, 2, 4).reshape(n * num, c, h, w)
         scores = self.conv2(F.relu(self.conv1(stacked), inplace=True))
         return scores.mean(dim=(1, 2, 3)).view(n, num)

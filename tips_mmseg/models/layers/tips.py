@@ -6,8 +6,11 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from mmseg.registry import MODELS
+from torch.utils.checkpoint import checkpoint
+
 from ...utils.shift_ops import check_mode, shift_image
 from .base import PolyphaseDownsample
+from .padded_conv import ConvSpec
 from .polyphase import tracing
 
 #: How the s x s quadrant means are paired with the s*s components.
@@ -26,6 +29,41 @@ def _shift_pair(max_shift: Union[int, Sequence[int]]) -> Tuple[int, int]:
         raise ValueError(f'max_shift must be an int >= 0 or a pair (m_h, '
                          f'm_w) of them, got {max_shift!r}.')
     return pair
+
+
+class _PsiQuadrantMeans(torch.autograd.Function):
+    """s x s quadrant means of ``psi(X) = ReLU(DWConv(X))``, keeping only X.
+
+    psi(X) has the size of X; autograd would keep it (for the ReLU and the
+    pool) until backward. Backward recomputes the depthwise conv instead -
+    a few multiply-adds per pixel, against a full-resolution map held
+    through the whole forward of the network.
+    """
+
+    @staticmethod
+    def forward(ctx, x, weight, spec: ConvSpec, stride: int):
+        ctx.spec, ctx.stride = spec, stride
+        ctx.save_for_backward(x, weight)  # spec.forward fixes the dtype
+        psi = F.relu(spec.forward(x, weight), inplace=True)
+        return F.adaptive_avg_pool2d(psi, stride)
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, weight = ctx.saved_tensors
+        s = ctx.stride
+        pre = ctx.spec.forward(x, weight)
+        n, c, h, w = pre.shape
+        # Each quadrant's mean spreads its gradient evenly over the quadrant,
+        # where the ReLU passed it; written over the recomputed map in place.
+        per_pixel = (grad.to(pre.dtype) / ((h // s) * (w // s)))[
+            :, :, :, None, :, None]
+        grad_pre = pre.gt_(0)
+        grad_pre.view(n, c, s, h // s, s, w // s).mul_(per_pixel)
+        grad_x, grad_w, _ = ctx.spec.backward(
+            x.shape, x, weight, grad_pre,
+            (ctx.needs_input_grad[0], ctx.needs_input_grad[1], False),
+            x.dtype)
+        return grad_x, grad_w, None, None
 
 
 @MODELS.register_module()
@@ -97,10 +135,10 @@ class TIPS(PolyphaseDownsample):
             channels, channels, 3, padding=1, groups=channels, bias=False)
         self.logit_scale = nn.Conv2d(
             channels, channels, 1, groups=channels, bias=False)
-        # tau, psi(X) and X (the padded input) of the last training forward,
-        # kept with their graph for the regularizers.
+        # tau and X (the padded input) of the last training forward, kept
+        # with their graph for the regularizers (psi(X) is recomputed from X:
+        # keeping it would hold a map of X's size through the network).
         self.tau: Optional[torch.Tensor] = None
-        self._psi: Optional[torch.Tensor] = None
         self._input: Optional[torch.Tensor] = None
         #: (dh, dw) of the last :meth:`undo_loss` (for logs and tests).
         self.last_undo_shift: Optional[Tuple[int, int]] = None
@@ -110,10 +148,38 @@ class TIPS(PolyphaseDownsample):
         """(N, C, s*s) mixing weights of the last forward (detached)."""
         return self.last_weights
 
+    def _psi_spec(self) -> ConvSpec:
+        """psi's depthwise conv (circular once a backbone converts it)."""
+        conv = self.psi_conv
+        pad_h, pad_w = conv.padding
+        mode = 'circular' if conv.padding_mode == 'circular' else 'zeros'
+        return ConvSpec((pad_w, pad_w, pad_h, pad_h), mode,
+                        groups=conv.groups)
+
+    def psi(self, x: torch.Tensor) -> torch.Tensor:
+        """psi(X) = ReLU(DWConv_3x3(X)) of a padded input ``x``."""
+        return F.relu(self._psi_spec().forward(x, self.psi_conv.weight))
+
     def component_weights(self, x: torch.Tensor) -> torch.Tensor:
-        # In place: the conv's backward needs its input, not its output.
         s = self.stride
-        psi = F.relu(self.psi_conv(x), inplace=True)
+        weight = self.psi_conv.weight
+        if not tracing() and torch.is_grad_enabled() and (
+                x.requires_grad or weight.requires_grad):
+            quadrant_means = _PsiQuadrantMeans.apply(x, weight,
+                                                     self._psi_spec(), s)
+        else:
+            quadrant_means = self._quadrant_means(
+                F.relu(self.psi_conv(x), inplace=True))
+        logits = self.logit_scale(quadrant_means)  # (N, C, s, s)
+        if self.tau_pairing == 'release':
+            logits = logits.transpose(-2, -1)
+        tau = logits.flatten(2).float().softmax(dim=-1)  # (N, C, s*s)
+        if self.training:
+            self.tau, self._input = tau, x
+        return tau
+
+    def _quadrant_means(self, psi: torch.Tensor) -> torch.Tensor:
+        s = self.stride
         if tracing():
             # The exporter cannot size an adaptive pool of a symbolic map;
             # psi's sides are multiples of s, so its quadrants are a
@@ -124,13 +190,7 @@ class TIPS(PolyphaseDownsample):
         else:
             # Sides are multiples of s: exact, equal s x s quadrants.
             quadrant_means = F.adaptive_avg_pool2d(psi, s)
-        logits = self.logit_scale(quadrant_means)  # (N, C, s, s)
-        if self.tau_pairing == 'release':
-            logits = logits.transpose(-2, -1)
-        tau = logits.flatten(2).float().softmax(dim=-1)  # (N, C, s*s)
-        if self.training:
-            self.tau, self._psi, self._input = tau, psi, x
-        return tau
+        return quadrant_means
 
     def failure_mode_loss(self) -> torch.Tensor:
         """L_FM = mean over samples and channels of ``1 - ||tau[n, c]||_2``.
@@ -170,9 +230,8 @@ class TIPS(PolyphaseDownsample):
                 layers before TIPS (the release's code as it runs: its
                 ``detach()`` result is discarded). Defaults to True.
         """
-        psi = self._require_cache('undo_loss', self._psi)
+        x = self._require_cache('undo_loss', self._input)
         check_mode(mode)
-        x = self._input.detach() if detach else self._input
         h, w = x.shape[-2:]
         m_h, m_w = (h // 4, w // 4) if max_shift is None else _shift_pair(
             max_shift)
@@ -180,18 +239,30 @@ class TIPS(PolyphaseDownsample):
             int(torch.randint(-m, m + 1, (), generator=generator))
             if m > 0 else 0 for m in (m_h, m_w))
         self.last_undo_shift = (dh, dw)
+        if not torch.is_grad_enabled():
+            return self._undo_mse(x, (dh, dw), mode, detach)
+        # psi(X) and T(X) are recomputed in backward rather than kept: two
+        # maps of X's size less at the peak of the training step.
+        return checkpoint(self._undo_mse, x, (dh, dw), mode, detach,
+                          use_reentrant=False)
+
+    def _undo_mse(self, x: torch.Tensor, shift: Tuple[int, int], mode: str,
+                  detach: bool) -> torch.Tensor:
+        h, w = x.shape[-2:]
+        dh, dw = shift
+        source = x.detach() if detach else x
         if mode == 'circular':
             # A roll by d equals a roll by d mod size (wraps on small maps).
-            target = shift_image(x, (dh % h, dw % w), mode=mode)
+            target = shift_image(source, (dh % h, dw % w), mode=mode)
         elif abs(dh) >= h or abs(dw) >= w:
-            target = torch.zeros_like(x)  # everything shifted out
+            target = torch.zeros_like(source)  # everything shifted out
         else:
-            target = shift_image(x, (dh, dw), mode=mode)
-        return F.mse_loss(psi.float(), target.float())
+            target = shift_image(source, (dh, dw), mode=mode)
+        return F.mse_loss(self.psi(x).float(), target.float())
 
     def clear_cache(self):
         """Drop the tensors kept for the regularizers."""
-        self.tau = self._psi = self._input = None
+        self.tau = self._input = None
 
     def _require_cache(self, what: str, value: Optional[torch.Tensor]):
         if value is None:
