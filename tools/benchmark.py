@@ -15,11 +15,10 @@ drift in a shared machine's load hits them alike:
 * ``params_m``: parameters, in millions;
 * ``peak_mem_mb``: peak memory a training step adds. CUDA: the peak of
   ``torch.cuda.max_memory_allocated`` above what was allocated before the
-  step. CPU: the growth of the resident set (Linux VmHWM, the peak RSS, reset
-  just before the step; ``ru_maxrss`` elsewhere) during the first training
-  step of a fresh process per variant - activations, gradients, SGD momentum
-  and allocator slack; a fresh process keeps the allocator's caches of one
-  variant from hiding another's peak.
+  step. CPU: the same quantity from the profiler's memory events (the peak
+  of bytes allocated minus freed, see :func:`allocated_peak_bytes`) - in
+  the first training step of a fresh process per variant: activations,
+  gradients, SGD momentum.
 
 On CUDA the training step runs with mmengine's ``AmpOptimWrapper`` (float16
 autocast and loss scaling, as mixed-precision configs train) and inference
@@ -235,36 +234,35 @@ def peak_memory_mb(variant: Variant) -> float:
         variant.train_step()
         torch.cuda.synchronize()
         return (torch.cuda.max_memory_allocated() - base) / 2**20
-    base = _proc_status_kb('VmRSS')
-    if base is not None and _reset_peak_rss():
-        variant.train_step()
-        return (_proc_status_kb('VmHWM') - base) / 2**10
-    import resource  # not Linux: the process's lifetime peak
-    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    variant.train_step()
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return (peak - base) / 2**10
+    return allocated_peak_bytes(variant.train_step) / 2**20
 
 
-def _proc_status_kb(field: str):
-    try:
-        with open('/proc/self/status') as f:
-            for line in f:
-                if line.startswith(field + ':'):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return None
+def allocated_peak_bytes(fn) -> int:
+    """Peak of the bytes torch allocates (minus frees) while ``fn`` runs, on
+    the CPU: what ``max_memory_allocated`` is on CUDA.
 
-
-def _reset_peak_rss() -> bool:
-    """Reset VmHWM to the current RSS (Linux >= 4.0)."""
-    try:
-        with open('/proc/self/clear_refs', 'w') as f:
-            f.write('5')
-        return True
-    except OSError:
-        return False
+    The profiler's memory events give every allocation and free, each at
+    its operator's start; their running sum peaks where the step holds most
+    tensors. Allocator caches and the C library's slack, which make the
+    resident set move by tens of MB between identical runs, do not count.
+    """
+    from torch.profiler import ProfilerActivity, profile
+    with profile(activities=[ProfilerActivity.CPU],
+                 profile_memory=True) as prof:
+        fn()
+    deltas = []
+    for event in prof.events():
+        # Outside operators the events are '[memory]' ones; inside, each
+        # operator carries its own allocations net of its children's.
+        delta = (event.cpu_memory_usage if event.name == '[memory]' else
+                 event.self_cpu_memory_usage)
+        if delta:
+            deltas.append((event.time_range.start, delta))
+    current = peak = 0
+    for _, delta in sorted(deltas, key=lambda d: d[0]):
+        current += delta
+        peak = max(peak, current)
+    return peak
 
 
 def memory_in_fresh_process(name: str, args) -> float:

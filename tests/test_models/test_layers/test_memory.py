@@ -189,3 +189,61 @@ def test_layers_train_under_autocast(name):
     if name != 'LPS':  # LPS draws new Gumbel noise
         torch.testing.assert_close(loss.float(), loss32, rtol=0.05,
                                    atol=0.05)
+
+
+@pytest.mark.parametrize('detach', [True, False])
+@pytest.mark.parametrize('mode,max_shift', [('circular', 3), ('standard', 3),
+                                            ('circular', 11),
+                                            ('standard', 11)])
+def test_tips_undo_requested_before_the_forward_equals_plain_autograd(
+        detach, mode, max_shift):
+    """TIPSEncoderDecoder asks for L_undo before the forward; the layer then
+    computes it from psi(X) in its forward and their joint backward must
+    give the plain-autograd gradients (psi through its conv, the target
+    through X when not detached; shifts past the 8x8 map included)."""
+    from tips_mmseg.models.layers.tips import undo_target
+    torch.manual_seed(0)
+    before = torch.nn.Conv2d(3, 3, 3, padding=1)
+    layer = TIPS(3).train()
+    torch.nn.init.normal_(layer.logit_scale.weight, std=2.)
+    image = torch.randn(2, 3, 8, 8)
+    layer.request_undo(max_shift, mode, detach)
+    x = before(image)
+    (y, undo), saved = saved_tensors(
+        lambda: (layer(x), layer.undo_loss(max_shift, mode, detach=detach)))
+    assert full_size_storages(saved, x) == {x.untyped_storage().data_ptr()}
+    shift = layer.last_undo_shift
+    assert max(abs(d) for d in shift) <= max_shift
+    # Plain autograd, psi kept.
+    psi = F.relu(layer.psi_conv(x))
+    tau = layer.logit_scale(F.adaptive_avg_pool2d(psi, 2)).flatten(
+        2).softmax(-1)
+    y_ref = sum(tau[:, :, 2 * a + b, None, None] * x[:, :, a::2, b::2]
+                for a in range(2) for b in range(2))
+    target = undo_target(x.detach() if detach else x, shift, mode)
+    undo_ref = F.mse_loss(psi, target)
+    torch.testing.assert_close(undo, undo_ref)
+    torch.testing.assert_close(y, y_ref)
+    grad = torch.randn_like(y)
+    params = [before.weight, layer.psi_conv.weight, layer.logit_scale.weight]
+    got = torch.autograd.grad((y * grad).sum() + 3 * undo, params,
+                              retain_graph=True)
+    want = torch.autograd.grad((y_ref * grad).sum() + 3 * undo_ref, params)
+    for g, r in zip(got, want):
+        torch.testing.assert_close(g, r)
+
+
+def test_tips_undo_request_is_used_once_and_only_for_its_arguments():
+    torch.manual_seed(0)
+    layer = TIPS(2).train()
+    x = torch.randn(1, 2, 8, 8, requires_grad=True)
+    layer.request_undo(2, 'circular', True)
+    layer(x)
+    first = layer.undo_loss(2, 'circular', detach=True)
+    assert first.grad_fn is not None
+    # Other arguments, or a second call: drawn and computed anew.
+    again = layer.undo_loss(2, 'circular', detach=True,
+                            generator=torch.Generator().manual_seed(5))
+    assert again.grad_fn is not first.grad_fn
+    layer.clear_cache()
+    assert layer._undo_request is None

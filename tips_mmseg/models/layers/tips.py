@@ -31,39 +31,78 @@ def _shift_pair(max_shift: Union[int, Sequence[int]]) -> Tuple[int, int]:
     return pair
 
 
-class _PsiQuadrantMeans(torch.autograd.Function):
-    """s x s quadrant means of ``psi(X) = ReLU(DWConv(X))``, keeping only X.
+def undo_target(x: torch.Tensor, shift: Tuple[int, int],
+                mode: str) -> torch.Tensor:
+    """T(X): ``x`` shifted by ``shift`` for L_undo (a circular shift wraps
+    around small maps; a zero-fill shift past the map leaves zeros)."""
+    h, w = x.shape[-2:]
+    dh, dw = shift
+    if mode == 'circular':
+        return shift_image(x, (dh % h, dw % w), mode=mode)
+    if abs(dh) >= h or abs(dw) >= w:
+        return torch.zeros_like(x)
+    return shift_image(x, (dh, dw), mode=mode)
 
-    psi(X) has the size of X; autograd would keep it (for the ReLU and the
-    pool) until backward. Backward recomputes the depthwise conv instead -
-    a few multiply-adds per pixel, against a full-resolution map held
-    through the whole forward of the network.
+
+class _PsiStatistics(torch.autograd.Function):
+    """What TIPS needs of ``psi(X) = ReLU(DWConv(X))``, keeping only X.
+
+    Returns the s x s quadrant means (for tau) and, when an L_undo shift is
+    given, ``MSE(psi(X), T(X))`` - computed here, while psi(X) exists,
+    instead of after the network's forward. psi(X) has the size of X: kept
+    until backward, or recomputed for L_undo at the end of the forward, it
+    would sit in memory at the peak of the training step. Backward
+    recomputes the depthwise conv once for both outputs - a few
+    multiply-adds per pixel - when most of the network's activations are
+    already freed.
     """
 
     @staticmethod
-    def forward(ctx, x, weight, spec: ConvSpec, stride: int):
-        ctx.spec, ctx.stride = spec, stride
+    def forward(ctx, x, weight, spec: ConvSpec, stride: int,
+                undo: Optional[Tuple[Tuple[int, int], str, bool]]):
+        ctx.spec, ctx.stride, ctx.undo = spec, stride, undo
         ctx.save_for_backward(x, weight)  # spec.forward fixes the dtype
         psi = F.relu(spec.forward(x, weight), inplace=True)
-        return F.adaptive_avg_pool2d(psi, stride)
+        means = F.adaptive_avg_pool2d(psi, stride)
+        if undo is None:
+            return means, None
+        shift, mode, _ = undo
+        target = undo_target(x, shift, mode).to(psi.dtype)
+        return means, F.mse_loss(psi.float(), target.float())
 
     @staticmethod
-    def backward(ctx, grad):
+    def backward(ctx, grad_means, grad_undo):
         x, weight = ctx.saved_tensors
         s = ctx.stride
         pre = ctx.spec.forward(x, weight)
         n, c, h, w = pre.shape
-        # Each quadrant's mean spreads its gradient evenly over the quadrant,
-        # where the ReLU passed it; written over the recomputed map in place.
-        per_pixel = (grad.to(pre.dtype) / ((h // s) * (w // s)))[
+        grad_x_target = None
+        if ctx.undo is not None and grad_undo is not None:
+            shift, mode, detach = ctx.undo
+            # d MSE / d psi = 2 (psi - T(X)) / numel, kept in `diff`.
+            diff = F.relu(pre).sub_(undo_target(x, shift, mode).to(pre.dtype))
+            diff.mul_((2 * grad_undo / diff.numel()).to(diff.dtype))
+            if not detach:  # T(X) is X moved: its gradient moves back
+                back = (-shift[0], -shift[1])
+                grad_x_target = -undo_target(diff, back, mode)
+        else:
+            diff = None
+        # Each quadrant's mean spreads its gradient evenly over the quadrant.
+        per_pixel = (grad_means.to(pre.dtype) / ((h // s) * (w // s)))[
             :, :, :, None, :, None]
-        grad_pre = pre.gt_(0)
-        grad_pre.view(n, c, s, h // s, s, w // s).mul_(per_pixel)
+        grad_pre = pre.gt_(0)  # the ReLU's mask, written over pre
+        if diff is None:
+            grad_pre.view(n, c, s, h // s, s, w // s).mul_(per_pixel)
+        else:
+            diff.view(n, c, s, h // s, s, w // s).add_(per_pixel)
+            grad_pre.mul_(diff)
         grad_x, grad_w, _ = ctx.spec.backward(
             x.shape, x, weight, grad_pre,
             (ctx.needs_input_grad[0], ctx.needs_input_grad[1], False),
             x.dtype)
-        return grad_x, grad_w, None, None
+        if grad_x_target is not None and grad_x is not None:
+            grad_x = grad_x + grad_x_target.to(grad_x.dtype)
+        return grad_x, grad_w, None, None, None
 
 
 @MODELS.register_module()
@@ -140,6 +179,9 @@ class TIPS(PolyphaseDownsample):
         # keeping it would hold a map of X's size through the network).
         self.tau: Optional[torch.Tensor] = None
         self._input: Optional[torch.Tensor] = None
+        # L_undo asked for before a forward (request_undo) and its value.
+        self._undo_request = None
+        self._undo_value = None
         #: (dh, dw) of the last :meth:`undo_loss` (for logs and tests).
         self.last_undo_shift: Optional[Tuple[int, int]] = None
 
@@ -160,13 +202,44 @@ class TIPS(PolyphaseDownsample):
         """psi(X) = ReLU(DWConv_3x3(X)) of a padded input ``x``."""
         return F.relu(self._psi_spec().forward(x, self.psi_conv.weight))
 
+    def request_undo(self,
+                     max_shift: MaxShift = None,
+                     mode: str = 'circular',
+                     detach: bool = True):
+        """Compute L_undo in the next training forward, while psi(X) is at
+        hand (see :class:`_PsiStatistics`); :meth:`undo_loss` with the same
+        arguments then returns it. TIPSEncoderDecoder asks for it in every
+        step where L_undo is on."""
+        check_mode(mode)
+        if max_shift is not None:
+            max_shift = _shift_pair(max_shift)
+        self._undo_request = (max_shift, mode, bool(detach))
+
+    def _draw_undo_shift(self, size, max_shift: MaxShift,
+                         generator: Optional[torch.Generator] = None):
+        h, w = size
+        m_h, m_w = (h // 4, w // 4) if max_shift is None else _shift_pair(
+            max_shift)
+        shift = tuple(
+            int(torch.randint(-m, m + 1, (), generator=generator))
+            if m > 0 else 0 for m in (m_h, m_w))
+        self.last_undo_shift = shift
+        return shift
+
     def component_weights(self, x: torch.Tensor) -> torch.Tensor:
         s = self.stride
         weight = self.psi_conv.weight
         if not tracing() and torch.is_grad_enabled() and (
                 x.requires_grad or weight.requires_grad):
-            quadrant_means = _PsiQuadrantMeans.apply(x, weight,
-                                                     self._psi_spec(), s)
+            undo = None
+            request = self._undo_request if self.training else None
+            if request is not None:
+                max_shift, mode, detach = request
+                undo = (self._draw_undo_shift(x.shape[-2:], max_shift), mode,
+                        detach)
+            quadrant_means, undo_value = _PsiStatistics.apply(
+                x, weight, self._psi_spec(), s, undo)
+            self._undo_value = (request, undo_value) if request else None
         else:
             quadrant_means = self._quadrant_means(
                 F.relu(self.psi_conv(x), inplace=True))
@@ -232,37 +305,31 @@ class TIPS(PolyphaseDownsample):
         """
         x = self._require_cache('undo_loss', self._input)
         check_mode(mode)
-        h, w = x.shape[-2:]
-        m_h, m_w = (h // 4, w // 4) if max_shift is None else _shift_pair(
-            max_shift)
-        dh, dw = (
-            int(torch.randint(-m, m + 1, (), generator=generator))
-            if m > 0 else 0 for m in (m_h, m_w))
-        self.last_undo_shift = (dh, dw)
+        if max_shift is not None:
+            max_shift = _shift_pair(max_shift)
+        computed = self._undo_value
+        if computed is not None and generator is None and \
+                computed[0] == (max_shift, mode, bool(detach)):
+            self._undo_value = None  # one value per forward
+            return computed[1]
+        shift = self._draw_undo_shift(x.shape[-2:], max_shift, generator)
         if not torch.is_grad_enabled():
-            return self._undo_mse(x, (dh, dw), mode, detach)
-        # psi(X) and T(X) are recomputed in backward rather than kept: two
-        # maps of X's size less at the peak of the training step.
-        return checkpoint(self._undo_mse, x, (dh, dw), mode, detach,
+            return self._undo_mse(x, shift, mode, detach)
+        # Not requested before the forward: psi(X) and T(X) are recomputed
+        # in backward rather than kept.
+        return checkpoint(self._undo_mse, x, shift, mode, detach,
                           use_reentrant=False)
 
     def _undo_mse(self, x: torch.Tensor, shift: Tuple[int, int], mode: str,
                   detach: bool) -> torch.Tensor:
-        h, w = x.shape[-2:]
-        dh, dw = shift
-        source = x.detach() if detach else x
-        if mode == 'circular':
-            # A roll by d equals a roll by d mod size (wraps on small maps).
-            target = shift_image(source, (dh % h, dw % w), mode=mode)
-        elif abs(dh) >= h or abs(dw) >= w:
-            target = torch.zeros_like(source)  # everything shifted out
-        else:
-            target = shift_image(source, (dh, dw), mode=mode)
+        target = undo_target(x.detach() if detach else x, shift, mode)
         return F.mse_loss(self.psi(x).float(), target.float())
 
     def clear_cache(self):
-        """Drop the tensors kept for the regularizers."""
+        """Drop the tensors kept for the regularizers and any L_undo
+        request."""
         self.tau = self._input = None
+        self._undo_request = self._undo_value = None
 
     def _require_cache(self, what: str, value: Optional[torch.Tensor]):
         if value is None:

@@ -311,5 +311,13 @@ class TIPSRegularizerMixin:
         return losses
 
     def loss(self, inputs, data_samples) -> Dict:
+        if self.undo_active():
+            # Each layer computes L_undo in its forward, while psi(X) is at
+            # hand, instead of keeping or recomputing it at the end.
+            cfg = self.tips_cfg
+            max_shift = self.undo_max_shift(inputs.shape[-2:])
+            for layer in tips_layers(self):
+                layer.request_undo(max_shift, cfg['undo_mode'],
+                                   cfg['undo_detach'])
         return self.add_tips_losses(
             super().loss(inputs, data_samples), inputs.shape[-2:])
