@@ -15,8 +15,8 @@ drift in a shared machine's load hits them alike:
 * ``params_m``: parameters, in millions;
 * ``peak_mem_mb``: peak memory a training step adds. CUDA: the peak of
   ``torch.cuda.max_memory_allocated`` above what was allocated before the
-  step. CPU: the same quantity from the profiler's memory events (the peak
-  of bytes allocated minus freed, see :func:`allocated_peak_bytes`) - in
+  step. CPU: the same quantity from the profiler's memory timeline (the
+  peak of bytes allocated minus freed, see :func:`allocated_peak_bytes`) - in
   the first training step of a fresh process per variant: activations,
   gradients, SGD momentum.
 
@@ -238,29 +238,26 @@ def peak_memory_mb(variant: Variant) -> float:
 
 
 def allocated_peak_bytes(fn) -> int:
-    """Peak of the bytes torch allocates (minus frees) while ``fn`` runs, on
-    the CPU: what ``max_memory_allocated`` is on CUDA.
+    """Peak of the bytes torch holds in tensors while ``fn`` runs, on the
+    CPU: what ``max_memory_allocated`` is on CUDA.
 
-    The profiler's memory events give every allocation and free, each at
-    its operator's start; their running sum peaks where the step holds most
-    tensors. Allocator caches and the C library's slack, which make the
-    resident set move by tens of MB between identical runs, do not count.
+    The profiler's memory timeline lists every tensor allocation and free;
+    their running sum peaks where the step holds most tensors. Allocator
+    caches and the C library's slack, which make the resident set move by
+    tens of MB between identical runs, do not count.
     """
     from torch.profiler import ProfilerActivity, profile
-    with profile(activities=[ProfilerActivity.CPU],
-                 profile_memory=True) as prof:
+    from torch.profiler._memory_profiler import Action, MemoryProfileTimeline
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True,
+                 record_shapes=True, with_stack=True) as prof:
         fn()
-    deltas = []
-    for event in prof.events():
-        # Outside operators the events are '[memory]' ones; inside, each
-        # operator carries its own allocations net of its children's.
-        delta = (event.cpu_memory_usage if event.name == '[memory]' else
-                 event.self_cpu_memory_usage)
-        if delta:
-            deltas.append((event.time_range.start, delta))
+    timeline = MemoryProfileTimeline(prof._memory_profile()).timeline
     current = peak = 0
-    for _, delta in sorted(deltas, key=lambda d: d[0]):
-        current += delta
+    for _, action, _, size in sorted(timeline, key=lambda event: event[0]):
+        if action == Action.CREATE:
+            current += size
+        elif action == Action.DESTROY:
+            current -= size
         peak = max(peak, current)
     return peak
 

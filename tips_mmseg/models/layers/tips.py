@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from mmseg.registry import MODELS
 from torch.utils.checkpoint import checkpoint
 
-from ...utils.shift_ops import check_mode, shift_image
+from ...utils.shift_ops import check_mode, shift_blocks
 from .base import PolyphaseDownsample
 from .padded_conv import ConvSpec
 from .polyphase import tracing
@@ -31,17 +31,35 @@ def _shift_pair(max_shift: Union[int, Sequence[int]]) -> Tuple[int, int]:
     return pair
 
 
+def _undo_blocks(shift: Tuple[int, int], size, mode: str):
+    """``(dst, src)`` blocks where T(X)[dst] = X[src] (T(X) is 0 elsewhere:
+    a zero-fill shift past the map has no block)."""
+    h, w = size
+    dh, dw = shift
+    if mode == 'circular':
+        # A roll by d equals a roll by d mod size (wraps on small maps).
+        return shift_blocks((dh % h, dw % w), size, mode)
+    if abs(dh) >= h or abs(dw) >= w:
+        return []
+    return shift_blocks((dh, dw), size, mode)
+
+
 def undo_target(x: torch.Tensor, shift: Tuple[int, int],
                 mode: str) -> torch.Tensor:
     """T(X): ``x`` shifted by ``shift`` for L_undo (a circular shift wraps
     around small maps; a zero-fill shift past the map leaves zeros)."""
-    h, w = x.shape[-2:]
-    dh, dw = shift
-    if mode == 'circular':
-        return shift_image(x, (dh % h, dw % w), mode=mode)
-    if abs(dh) >= h or abs(dw) >= w:
-        return torch.zeros_like(x)
-    return shift_image(x, (dh, dw), mode=mode)
+    target = torch.zeros_like(x)
+    for dst, src in _undo_blocks(shift, x.shape[-2:], mode):
+        target[..., dst[0], dst[1]] = x[..., src[0], src[1]]
+    return target
+
+
+def _subtract_target_(out: torch.Tensor, x: torch.Tensor,
+                      shift: Tuple[int, int], mode: str) -> torch.Tensor:
+    """``out -= T(X)`` in place, block by block (no shifted copy of X)."""
+    for dst, src in _undo_blocks(shift, x.shape[-2:], mode):
+        out[..., dst[0], dst[1]] -= x[..., src[0], src[1]].to(out.dtype)
+    return out
 
 
 class _PsiStatistics(torch.autograd.Function):
@@ -54,7 +72,8 @@ class _PsiStatistics(torch.autograd.Function):
     would sit in memory at the peak of the training step. Backward
     recomputes the depthwise conv once for both outputs - a few
     multiply-adds per pixel - when most of the network's activations are
-    already freed.
+    already freed. psi(X) - T(X) is formed in place, block by block, so no
+    shifted copy of X is made either.
     """
 
     @staticmethod
@@ -67,8 +86,8 @@ class _PsiStatistics(torch.autograd.Function):
         if undo is None:
             return means, None
         shift, mode, _ = undo
-        target = undo_target(x, shift, mode).to(psi.dtype)
-        return means, F.mse_loss(psi.float(), target.float())
+        diff = _subtract_target_(psi, x, shift, mode)  # psi is not needed
+        return means, diff.pow_(2).mean(dtype=torch.float32)
 
     @staticmethod
     def backward(ctx, grad_means, grad_undo):
@@ -76,32 +95,31 @@ class _PsiStatistics(torch.autograd.Function):
         s = ctx.stride
         pre = ctx.spec.forward(x, weight)
         n, c, h, w = pre.shape
-        grad_x_target = None
+        diff = None
         if ctx.undo is not None and grad_undo is not None:
             shift, mode, detach = ctx.undo
-            # d MSE / d psi = 2 (psi - T(X)) / numel, kept in `diff`.
-            diff = F.relu(pre).sub_(undo_target(x, shift, mode).to(pre.dtype))
+            # d MSE / d psi = 2 (psi - T(X)) / numel.
+            diff = _subtract_target_(F.relu(pre), x, shift, mode)
             diff.mul_((2 * grad_undo / diff.numel()).to(diff.dtype))
-            if not detach:  # T(X) is X moved: its gradient moves back
-                back = (-shift[0], -shift[1])
-                grad_x_target = -undo_target(diff, back, mode)
-        else:
-            diff = None
         # Each quadrant's mean spreads its gradient evenly over the quadrant.
         per_pixel = (grad_means.to(pre.dtype) / ((h // s) * (w // s)))[
             :, :, :, None, :, None]
         grad_pre = pre.gt_(0)  # the ReLU's mask, written over pre
+        grad_pre6 = grad_pre.view(n, c, s, h // s, s, w // s)
         if diff is None:
-            grad_pre.view(n, c, s, h // s, s, w // s).mul_(per_pixel)
+            grad_pre6.mul_(per_pixel)
         else:
-            diff.view(n, c, s, h // s, s, w // s).add_(per_pixel)
-            grad_pre.mul_(diff)
+            grad_pre.mul_(diff.view(n, c, s, h // s, s, w // s).add(
+                per_pixel).view(n, c, h, w))
         grad_x, grad_w, _ = ctx.spec.backward(
             x.shape, x, weight, grad_pre,
             (ctx.needs_input_grad[0], ctx.needs_input_grad[1], False),
             x.dtype)
-        if grad_x_target is not None and grad_x is not None:
-            grad_x = grad_x + grad_x_target.to(grad_x.dtype)
+        if diff is not None and not ctx.undo[2] and grad_x is not None:
+            # T(X) is X moved: its gradient, -diff, moves back.
+            for dst, src in _undo_blocks(shift, (h, w), mode):
+                grad_x[..., src[0], src[1]] -= diff[..., dst[0], dst[1]].to(
+                    grad_x.dtype)
         return grad_x, grad_w, None, None, None
 
 
