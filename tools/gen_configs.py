@@ -194,26 +194,10 @@ SEGFORMER_DATASETS = {
 SEGFORMER_VARIANTS = ('vanilla', 'tips')
 
 
-def mmseg_config(name: str):
-    """One of mmseg's own configs, loaded (offline, from the package)."""
-    import mmseg
-    from mmengine.config import Config
-    return Config.fromfile(
-        osp.join(osp.dirname(mmseg.__file__), '.mim', 'configs', name))
-
-
-def segformer_tips_model(mit: dict) -> str:
-    """The model block of a TIPS SegFormer: the base's MiT, wrapped."""
-    mit = dict(mit)
-    init_cfg = mit.pop('init_cfg', None)
-    head = ''
-    if init_cfg is not None:
-        head = f"checkpoint = {init_cfg['checkpoint']!r}  # noqa\n"
-        mit['init_cfg'] = "dict(type='Pretrained', checkpoint=checkpoint)"
-    args = ',\n            '.join(
-        f'{k}={v}' if k == 'init_cfg' else f'{k}={v!r}'
-        for k, v in mit.items())
-    return head + (
+def segformer_tips_model() -> str:
+    """The model block of a TIPS SegFormer: the base config's MiT (and its
+    ImageNet weights), wrapped."""
+    return (
         'model = dict(\n'
         "    type='TIPSEncoderDecoder',\n"
         '    tips_cfg=' + dict_source(TIPS_CFG, 4) + ',\n'
@@ -221,10 +205,9 @@ def segformer_tips_model(mit: dict) -> str:
         '        _delete_=True,\n'
         "        type='ShiftInvariantWrapper',\n"
         "        downsample_cfg=dict(type='TIPS'),\n"
-        "        # The base config's MiT, unchanged: its ImageNet weights load\n"
+        "        # The base config's MiT as it is: its ImageNet weights load\n"
         '        # into it (only the TIPS layers are new).\n'
-        '        backbone=dict(\n'
-        f'            {args})))\n'
+        '        backbone={{_base_.model.backbone}}))\n'
         "custom_hooks = [dict(type='TIPSProgressHook')]\n")
 
 
@@ -238,8 +221,7 @@ def write_segformer() -> int:
                 text = HEADER.replace('deeplabv3plus/', 'segformer/').format(
                     base=base)
                 if variant == 'tips':
-                    backbone = mmseg_config(f'segformer/{base}').model.backbone
-                    text += segformer_tips_model(backbone.to_dict())
+                    text += segformer_tips_model()
                 else:
                     text = text.replace(
                         'edit freely.\n', 'edit freely.\n# mmseg\'s '

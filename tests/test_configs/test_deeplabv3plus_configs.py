@@ -143,3 +143,22 @@ def test_voc_config_trains_one_step(path, load_config):
     cfg = check_config(path, load_config)
     assert cfg.model.decode_head.num_classes == 21
     assert cfg.crop_size == (512, 512)
+
+
+def test_committed_configs_are_what_gen_configs_writes(tmp_path):
+    import importlib.util
+    spec = importlib.util.spec_from_file_location(
+        'gen_configs', osp.join(osp.dirname(ROOT), 'tools', 'gen_configs.py'))
+    gen = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gen)
+    gen.ROOT = str(tmp_path / 'deeplabv3plus')
+    gen.SEGFORMER_ROOT = str(tmp_path / 'segformer')
+    assert gen.write_deeplabv3plus() == 120 and gen.write_segformer() == 8
+    for folder in ('deeplabv3plus', 'segformer'):
+        written = sorted(glob.glob(str(tmp_path / folder / '*.py')))
+        committed = sorted(glob.glob(osp.join(ROOT, folder, '*.py')))
+        assert [osp.basename(p) for p in written] == [
+            osp.basename(p) for p in committed]
+        for new, old in zip(written, committed):
+            with open(new) as a, open(old) as b:
+                assert a.read() == b.read(), osp.basename(old)
