@@ -1,5 +1,6 @@
 """Helpers shared by tests: paths and running scripts in a fresh interpreter."""
 import os
+import importlib.util
 import os.path as osp
 import subprocess
 import sys
@@ -9,6 +10,15 @@ import mmseg
 REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 TEST_DATA = osp.join(REPO_ROOT, 'tests', 'data')
 MMSEG_TOOLS = osp.join(osp.dirname(mmseg.__file__), '.mim', 'tools')
+
+
+def load_tool(name: str):
+    """A script of tools/ as a module (tools/ is not a package)."""
+    path = osp.join(REPO_ROOT, 'tools', f'{name}.py')
+    spec = importlib.util.spec_from_file_location(f'_tool_{name}', path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def run_python(args, cwd, env=None, timeout=300):

@@ -1,7 +1,5 @@
 """tools/analyze_msb.py end to end on a tiny on-disk dataset and ResNetV1c."""
-import importlib.util
 import json
-import os.path as osp
 
 import numpy as np
 import pytest
@@ -10,9 +8,9 @@ from PIL import Image
 from mmengine.registry import init_default_scope
 from mmengine.runner import Runner
 from mmseg.registry import MODELS
+from tests.helpers import load_tool
 from tips_mmseg.analysis import analyze_msb, format_msb_table, plot_msb
 
-REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 NUM_FILES = 4
 
 # Every strided conv / pool of ResNetV1c-18 (see test_msb_recorder.py).
@@ -71,17 +69,9 @@ def tiny_config(tmp_path):
     return config
 
 
-def load_tool():
-    spec = importlib.util.spec_from_file_location(
-        'analyze_msb_tool', osp.join(REPO, 'tools', 'analyze_msb.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_tool_writes_json_table_and_png(tiny_config, tmp_path, capsys):
     out = tmp_path / 'result' / 'msb.json'
-    load_tool().main([
+    load_tool('analyze_msb').main([
         str(tiny_config), '--num-images', '3', '--out', str(out),
         '--device', 'cpu'
     ])

@@ -1,28 +1,16 @@
 """tools/correlation_study.py: resume logic and a tiny real study."""
-import importlib.util
 import json
-import os.path as osp
 
 import pytest
 
 from tips_mmseg.analysis.correlation import ROW_METRIC_KEYS, run_result_path
+from tests.helpers import load_tool
 from tips_mmseg.datasets import write_toy_dataset
-
-REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-
-
-def load_tool():
-    spec = importlib.util.spec_from_file_location(
-        'correlation_study_tool',
-        osp.join(REPO, 'tools', 'correlation_study.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope='module')
 def tool():
-    return load_tool()
+    return load_tool('correlation_study')
 
 
 @pytest.fixture

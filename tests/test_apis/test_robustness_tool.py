@@ -1,24 +1,14 @@
 """evaluate_robustness and tools/robustness.py end to end on the toy set-up."""
-import importlib.util
 import json
-import os.path as osp
 
 import numpy as np
 import pytest
 import torch
 
+from tests.helpers import load_tool
 from tips_mmseg.apis import evaluate_robustness
 from tips_mmseg.apis.robustness import (build_test_dataloader,
                                         evaluate_segmentor, insert_corruption)
-
-TOOL = osp.join(osp.dirname(__file__), '..', '..', 'tools', 'robustness.py')
-
-
-def _load_tool():
-    spec = importlib.util.spec_from_file_location('robustness_tool', TOOL)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture
@@ -33,7 +23,7 @@ def test_tool_writes_json_table_and_plot(config_file, trained_toy_model,
     checkpoint = str(tmp_path / 'toy.pth')
     torch.save({'state_dict': trained_toy_model.state_dict()}, checkpoint)
     out = tmp_path / 'out' / 'robustness.json'
-    _load_tool().main([
+    load_tool('robustness').main([
         config_file, checkpoint, '--num-images', '4', '--corruptions',
         'gaussian_noise,jpeg', '--severities', '0,1,5', '--attacks',
         'fgsm,pgd', '--eps', '4', '--pgd-steps', '2', '--device', 'cpu',

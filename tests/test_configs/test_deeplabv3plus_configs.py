@@ -146,11 +146,8 @@ def test_voc_config_trains_one_step(path, load_config):
 
 
 def test_committed_configs_are_what_gen_configs_writes(tmp_path):
-    import importlib.util
-    spec = importlib.util.spec_from_file_location(
-        'gen_configs', osp.join(osp.dirname(ROOT), 'tools', 'gen_configs.py'))
-    gen = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(gen)
+    from tests.helpers import load_tool
+    gen = load_tool('gen_configs')
     gen.ROOT = str(tmp_path / 'deeplabv3plus')
     gen.SEGFORMER_ROOT = str(tmp_path / 'segformer')
     assert gen.write_deeplabv3plus() == 120 and gen.write_segformer() == 8

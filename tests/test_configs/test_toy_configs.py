@@ -4,6 +4,7 @@ import os.path as osp
 import pytest
 
 from test_deeplabv3plus_configs import ROOT, check_config
+from tests.helpers import load_tool
 
 VARIANTS = ['vanilla', 'blurpool', 'aps', 'lps', 'tips']
 
@@ -32,15 +33,6 @@ def test_toy_segformer_config_trains_one_step(variant, load_config):
     assert cfg.train_dataloader.dataset.type == 'ToyShapesDataset'
 
 
-def _load_demo_tool():
-    import importlib.util
-    spec = importlib.util.spec_from_file_location(
-        'demo_tool', osp.join(osp.dirname(ROOT), 'tools', 'demo.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_toy_recipe_schedule_and_data_layout(load_config):
     from tips_mmseg.datasets.toy_shapes import TOY_LAYOUT
     cfg = load_config(osp.join(ROOT, 'toy', '_base_toy.py'))
@@ -65,7 +57,7 @@ def test_toy_recipe_schedule_and_data_layout(load_config):
 
 
 def test_demo_sizes_the_config_and_keeps_the_schedule_proportions():
-    demo = _load_demo_tool()
+    demo = load_tool('demo')
     args = demo.parse_args(['--iters', '150', '--max-shift', '3',
                             '--data-root', 'elsewhere', '--work-dir', 'wd'])
     cfg = demo.toy_config('tips', 2, args)

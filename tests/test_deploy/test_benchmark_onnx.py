@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from .tool_loader import load_tool
+from tests.helpers import load_tool
 
 pytest.importorskip('onnxruntime')
 

@@ -11,7 +11,7 @@ pytest.importorskip('onnxruntime')
 from tips_mmseg.apis.builders import build_segmentor  # noqa: E402
 from tips_mmseg.apis.export import (ONNXSegmentor,  # noqa: E402
                                     compare_with_torch, export_onnx)
-from .tool_loader import REPO_ROOT as ROOT, load_tool  # noqa: E402
+from tests.helpers import REPO_ROOT as ROOT, load_tool  # noqa: E402
 
 VARIANTS = ('vanilla', 'blurpool', 'aps', 'lps', 'tips')
 SIZES = ((64, 64), (80, 96), (63, 65))

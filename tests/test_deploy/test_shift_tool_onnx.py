@@ -11,7 +11,7 @@ from tests.shift_toys import DATA_PREPROCESSOR, dataset_cfg, write_dataset  # no
 from tips_mmseg.apis.export import export_onnx  # noqa: E402
 from .test_export import randomize, save_checkpoint  # noqa: E402
 from .test_unpool_export import unpool_model_cfg  # noqa: E402
-from .tool_loader import load_tool  # noqa: E402
+from tests.helpers import load_tool  # noqa: E402
 
 
 def test_shift_tool_gives_the_same_numbers_with_onnx(tmp_path, capsys):

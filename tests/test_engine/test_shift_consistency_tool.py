@@ -1,23 +1,12 @@
 """tools/shift_consistency.py on a toy config: JSON, table and heatmap PNG."""
-import importlib.util
 import json
-import os.path as osp
 
 import pytest
 from PIL import Image
 
 import tests.shift_toys  # noqa: F401  (registers the toy modules)
+from tests.helpers import load_tool
 from tests.shift_toys import dataset_cfg, head, write_dataset
-
-TOOL = osp.join(osp.dirname(__file__), '..', '..', 'tools',
-                'shift_consistency.py')
-
-
-def load_tool():
-    spec = importlib.util.spec_from_file_location('shift_tool', TOOL)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_tool_writes_json_and_heatmap(tmp_path, capsys):
@@ -40,7 +29,7 @@ def test_tool_writes_json_and_heatmap(tmp_path, capsys):
         f'dataset={dataset_cfg(tmp_path / "data")!r})\n'
         f'test_evaluator = dict(type="IoUMetric", ignore_index=255)\n')
     out = tmp_path / 'out' / 'shift.json'
-    report = load_tool().main([
+    report = load_tool('shift_consistency').main([
         str(config), '--max-shift', '4', '--num-shifts', '2',
         '--heatmap-step', '2', '--num-images', '2', '--out', str(out)])
     printed = capsys.readouterr().out
@@ -75,7 +64,7 @@ def test_tool_runs_every_protocol_with_classes_and_any_map(tmp_path,
         f'sampler=dict(type="DefaultSampler", shuffle=False), '
         f'dataset={dataset_cfg(tmp_path / "data")!r})\n'
         f'test_evaluator = dict(type="IoUMetric", ignore_index=255)\n')
-    tool = load_tool()
+    tool = load_tool('shift_consistency')
     out = tmp_path / 'all.json'
     report = tool.main([
         str(config), '--max-shift', '4', '--num-shifts', '2', '--modes',

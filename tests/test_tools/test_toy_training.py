@@ -3,7 +3,7 @@ resumes)."""
 import os.path as osp
 import re
 
-from tests.helpers import MMSEG_TOOLS, REPO_ROOT, run_python
+from tests.helpers import MMSEG_TOOLS, REPO_ROOT, load_tool, run_python
 from tips_mmseg.datasets import write_toy_dataset
 
 TIPS_TOY = osp.join(REPO_ROOT, 'configs', 'toy',
@@ -92,7 +92,7 @@ def test_demo_tool_writes_results_report_and_figures(tmp_path):
         assert (tmp_path / 'wd' / png).read_bytes()[:4] == b'\x89PNG'
         assert f']({png})' in report
     # Data of the same version and arguments is found, not rewritten.
-    demo = load_demo_tool()
+    demo = load_tool('demo')
     args = demo.parse_args(['--data-root', str(tmp_path / 'toy'),
                             '--num-train', '2', '--num-val', '2'])
     stamp = (tmp_path / 'toy' / 'meta.json').stat().st_mtime_ns
@@ -102,12 +102,3 @@ def test_demo_tool_writes_results_report_and_figures(tmp_path):
     demo.prepare_data(args)
     assert len((tmp_path / 'toy' / 'splits' / 'val.txt').read_text().split(
     )) == 3
-
-
-def load_demo_tool():
-    import importlib.util
-    spec = importlib.util.spec_from_file_location(
-        'demo_tool', osp.join(REPO_ROOT, 'tools', 'demo.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
