@@ -37,7 +37,6 @@ Example::
         --out work_dirs/benchmark_r50_256.json
 """
 import argparse
-import contextlib
 import gc
 import json
 import os
@@ -60,6 +59,10 @@ from mmengine.structures import PixelData  # noqa: E402
 from mmseg.registry import MODELS  # noqa: E402
 from mmseg.structures import SegDataSample  # noqa: E402
 
+sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
+from _benchmark_options import (add_run_options, autocast,  # noqa: E402
+                                resolve_amp, sync)
+
 REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CONFIG = osp.join(REPO_ROOT, 'configs', 'deeplabv3plus',
                   'deeplabv3plus_r{depth}-d8-{variant}_4xb4-20k_'
@@ -81,16 +84,10 @@ def parse_args(argv=None):
                         help='timed iterations per variant (median)')
     parser.add_argument('--warmup', type=int, default=1)
     parser.add_argument('--variants', default=','.join(VARIANTS))
-    parser.add_argument('--device', default='cuda'
-                        if torch.cuda.is_available() else 'cpu')
     parser.add_argument('--no-memory', action='store_true',
                         help='skip the per-variant memory subprocesses')
-    parser.add_argument('--amp', action=argparse.BooleanOptionalAction,
-                        default=None,
-                        help='mixed precision (default: on for CUDA)')
-    parser.add_argument('--compile', action='store_true',
-                        help='torch.compile each model\'s forward')
-    parser.add_argument('--channels-last', action='store_true')
+    add_run_options(parser,
+                    compile_help='torch.compile each model\'s forward')
     parser.add_argument('--out', required=True, help='JSON file to write')
     # Internal: measure one variant's peak memory in this (fresh) process.
     parser.add_argument('--memory-of', help=argparse.SUPPRESS)
@@ -100,8 +97,7 @@ def parse_args(argv=None):
         # ASPP's image-pool BN sees one value per channel per image.
         parser.error('--batch must be >= 2: BN in the ASPP image pool needs '
                      'more than one value per channel in training')
-    if args.amp is None:
-        args.amp = args.device.startswith('cuda')
+    resolve_amp(args)
     if args.amp and not args.device.startswith('cuda'):
         parser.error('--amp needs --device cuda (mmengine\'s AmpOptimWrapper '
                      'runs on GPUs only)')
@@ -167,16 +163,12 @@ class Variant:
             self.model.to(memory_format=torch.channels_last)
         sgd = torch.optim.SGD(self.model.parameters(), lr=1e-4, momentum=0.9,
                               weight_decay=5e-4)
-        self.amp = args.amp
+        self.args = args
         self.optim = (AmpOptimWrapper(optimizer=sgd, dtype='float16')
                       if args.amp else OptimWrapper(sgd))
         self.data = make_batch(args.batch, args.size,
                                self.model.decode_head.num_classes)
         self.times: Dict[str, List[float]] = dict(train_step_s=[], infer_s=[])
-
-    def _sync(self):
-        if self.device.startswith('cuda'):
-            torch.cuda.synchronize()
 
     def train_step(self):
         self.model.train()
@@ -188,17 +180,15 @@ class Variant:
 
     def infer(self):
         self.model.eval()
-        amp = (torch.autocast('cuda', dtype=torch.float16) if self.amp else
-               contextlib.nullcontext())
-        with torch.no_grad(), amp:
+        with torch.no_grad(), autocast(self.args):
             self.model.test_step(self.data)
 
     def timed(self, what: str):
         fn = self.train_step if what == 'train_step_s' else self.infer
-        self._sync()
+        sync(self.device)
         start = time.perf_counter()
         fn()
-        self._sync()
+        sync(self.device)
         self.times[what].append(time.perf_counter() - start)
 
 
@@ -228,11 +218,11 @@ def peak_memory_mb(variant: Variant) -> float:
     """Peak memory added by one training step (see the module docstring)."""
     gc.collect()
     if variant.device.startswith('cuda'):
-        torch.cuda.synchronize()
+        sync(variant.device)
         base = torch.cuda.memory_allocated()
         torch.cuda.reset_peak_memory_stats()
         variant.train_step()
-        torch.cuda.synchronize()
+        sync(variant.device)
         return (torch.cuda.max_memory_allocated() - base) / 2**20
     return allocated_peak_bytes(variant.train_step) / 2**20
 

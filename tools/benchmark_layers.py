@@ -18,11 +18,16 @@ Example:
 import argparse
 import contextlib
 import json
+import os.path as osp
+import sys
 import time
 
 import torch
 
 import tips_mmseg  # noqa: F401
+sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
+from _benchmark_options import (add_run_options, autocast,  # noqa: E402
+                                resolve_amp, sync)
 from tips_mmseg.models.layers import DOWNSAMPLE_LAYERS, build_downsample
 
 
@@ -39,33 +44,10 @@ def parse_args():
                         default=[8, 256, 128, 128], metavar=('N', 'C', 'H', 'W'))
     parser.add_argument('--iters', type=int, default=5)
     parser.add_argument('--warmup', type=int, default=2)
-    parser.add_argument('--device', default='cuda' if torch.cuda.is_available()
-                        else 'cpu')
     parser.add_argument('--layers', default=','.join(DOWNSAMPLE_LAYERS))
-    parser.add_argument('--amp', action=argparse.BooleanOptionalAction,
-                        default=None,
-                        help='autocast to float16 (default: on for CUDA)')
-    parser.add_argument('--compile', action='store_true',
-                        help='also time torch.compile(layer)')
-    parser.add_argument('--channels-last', action='store_true')
+    add_run_options(parser, compile_help='also time torch.compile(layer)')
     parser.add_argument('--out', help='optional JSON file for the results')
-    args = parser.parse_args()
-    if args.amp is None:
-        args.amp = args.device.startswith('cuda')
-    return args
-
-
-def autocast(args):
-    if not args.amp:
-        return contextlib.nullcontext()
-    device = args.device.split(':')[0]
-    dtype = torch.float16 if device == 'cuda' else torch.bfloat16
-    return torch.autocast(device, dtype=dtype)
-
-
-def sync(device):
-    if device.startswith('cuda'):
-        torch.cuda.synchronize()
+    return resolve_amp(parser.parse_args())
 
 
 def step(layer, x, args=None):
