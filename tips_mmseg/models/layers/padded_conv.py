@@ -67,13 +67,12 @@ class ConvSpec:
     """Padding, mode, stride, dilation and groups of one convolution.
 
     Custom autograd functions run their backward outside autocast, so the
-    spec fixes the dtype the forward ran in (``dtype``, set by the first
-    :meth:`forward` where None) and the backward computes in it too.
+    spec carries the dtype the forward runs in (``dtype``, see
+    :func:`compute_dtype`) and the backward computes in it too.
     """
 
-    def __init__(self, padding: Padding, mode: str, stride: int = 1,
-                 dilation: int = 1, groups: int = 1,
-                 dtype: Optional[torch.dtype] = None):
+    def __init__(self, padding: Padding, mode: str, dtype: torch.dtype,
+                 stride: int = 1, dilation: int = 1, groups: int = 1):
         if mode not in PAD_MODES:
             raise ValueError(f'pad mode must be one of {PAD_MODES}, got '
                              f'{mode!r}.')
@@ -92,8 +91,6 @@ class ConvSpec:
 
     def forward(self, x: torch.Tensor, weight: torch.Tensor,
                 bias: Optional[torch.Tensor] = None) -> torch.Tensor:
-        if self.dtype is None:
-            self.dtype = compute_dtype(x)
         dtype = self.dtype
         return F.conv2d(self.padded_input(x.to(dtype)), weight.to(dtype),
                         None if bias is None else bias.to(dtype),
@@ -187,7 +184,8 @@ def padded_conv2d(x: torch.Tensor,
         mode (str): One of :data:`PAD_MODES`. Defaults to 'zeros'.
         stride, dilation, groups (int): As ``F.conv2d``. Default to 1.
     """
-    spec = ConvSpec(padding, mode, stride, dilation, groups)
+    spec = ConvSpec(padding, mode, compute_dtype(x), stride, dilation,
+                    groups)
     # Exporters trace plain ops; a custom Function would be opaque to them.
     if tracing() or not torch.is_grad_enabled() or not (
             x.requires_grad or weight.requires_grad

@@ -10,7 +10,7 @@ from torch.utils.checkpoint import checkpoint
 
 from ...utils.shift_ops import check_mode, shift_blocks
 from .base import PolyphaseDownsample
-from .padded_conv import ConvSpec
+from .padded_conv import ConvSpec, compute_dtype
 from .polyphase import tracing
 
 #: How the s x s quadrant means are paired with the s*s components.
@@ -208,17 +208,20 @@ class TIPS(PolyphaseDownsample):
         """(N, C, s*s) mixing weights of the last forward (detached)."""
         return self.last_weights
 
-    def _psi_spec(self) -> ConvSpec:
-        """psi's depthwise conv (circular once a backbone converts it)."""
+    def _psi_spec(self, x: torch.Tensor) -> ConvSpec:
+        """psi's depthwise conv of ``x`` (circular once a backbone converts
+        it)."""
         conv = self.psi_conv
         pad_h, pad_w = conv.padding
         mode = 'circular' if conv.padding_mode == 'circular' else 'zeros'
-        return ConvSpec((pad_w, pad_w, pad_h, pad_h), mode,
+        return ConvSpec((pad_w, pad_w, pad_h, pad_h), mode, compute_dtype(x),
                         groups=conv.groups)
 
     def psi(self, x: torch.Tensor) -> torch.Tensor:
         """psi(X) = ReLU(DWConv_3x3(X)) of a padded input ``x``."""
-        return F.relu(self._psi_spec().forward(x, self.psi_conv.weight))
+        # In place: the conv's backward needs its input, not its output.
+        return F.relu(self._psi_spec(x).forward(x, self.psi_conv.weight),
+                      inplace=True)
 
     def request_undo(self,
                      max_shift: MaxShift = None,
@@ -256,11 +259,10 @@ class TIPS(PolyphaseDownsample):
                 undo = (self._draw_undo_shift(x.shape[-2:], max_shift), mode,
                         detach)
             quadrant_means, undo_value = _PsiStatistics.apply(
-                x, weight, self._psi_spec(), s, undo)
+                x, weight, self._psi_spec(x), s, undo)
             self._undo_value = (request, undo_value) if request else None
         else:
-            quadrant_means = self._quadrant_means(
-                F.relu(self.psi_conv(x), inplace=True))
+            quadrant_means = self._quadrant_means(self.psi(x))
         logits = self.logit_scale(quadrant_means)  # (N, C, s, s)
         if self.tau_pairing == 'release':
             logits = logits.transpose(-2, -1)
