@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from mmseg.registry import MODELS
 from .base import PolyphaseDownsample, one_hot_weights
 from .padded_conv import padded_conv2d
-from .polyphase import STRIDE, polyphase_view, tracing
+from .polyphase import STRIDE, polyphase_view
 
 
 #: Logits nets: 'lps' = LPS's release, conv3x3(C->hid)-ReLU-conv3x3(hid->hid)
@@ -53,8 +53,6 @@ class ComponentScorer(nn.Module):
         component ``(a, b)`` at ``(i, j)``. So the components are never
         copied out of the map, and backward keeps no padded copy either.
         """
-        if tracing():
-            return self._forward_stacked(x, stride)
         hidden = F.relu(self._conv(self.conv1, x, stride), inplace=True)
         scores = self._conv(self.conv2, hidden, stride)
         n = x.shape[0]
@@ -66,17 +64,6 @@ class ComponentScorer(nn.Module):
     def _conv(conv: nn.Conv2d, x: torch.Tensor, stride: int):
         return padded_conv2d(x, conv.weight, conv.bias, (stride, ) * 4,
                              'circular', dilation=stride)
-
-    def _forward_stacked(self, x: torch.Tensor, stride: int) -> torch.Tensor:
-        """The components batched as separate images, (N*s*s, C, h, w):
-        plain ops for exporters (no dilated circular padding of a symbolic
-        size)."""
-        view = polyphase_view(x, stride)
-        n, c, h, _, w, _ = view.shape
-        num = stride * stride
-        stacked = view.permute(0, 3, 5, 1, 2, 4).reshape(n * num, c, h, w)
-        scores = self.conv2(F.relu(self.conv1(stacked), inplace=True))
-        return scores.mean(dim=(1, 2, 3)).view(n, num)
 
 
 @MODELS.register_module()
