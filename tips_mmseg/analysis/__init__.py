@@ -13,6 +13,7 @@ from .correlation import (CONSISTENCY_KEYS, PRIMARY_MSB, ROW_METRIC_KEYS,
 from .msb import (MSB_KEYS, REL_TOL, LayerMSB, MSBRecorder, downsample_kind,
                   largest_component_weight, mean_msb, stride_one_response,
                   window_extrema)
+from .tau import tau_statistics
 
 __all__ = [
     'MSBRecorder', 'LayerMSB', 'analyze_msb', 'format_msb_table',
@@ -21,5 +22,5 @@ __all__ = [
     'correlate', 'partial_correlate', 'paired_values', 'compute_coefficients',
     'compute_partial_coefficients', 'variant_means', 'split_learned',
     'PRIMARY_MSB', 'STUDY_MSB_KEYS', 'CONSISTENCY_KEYS', 'ROW_METRIC_KEYS',
-    'consistency_grid', 'map_mean', 'odd_even_gap'
+    'consistency_grid', 'map_mean', 'odd_even_gap', 'tau_statistics'
 ]
