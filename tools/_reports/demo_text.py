@@ -36,37 +36,10 @@ def _link(target: str, folder: str) -> str:
     return osp.relpath(target, folder).replace(os.sep, '/')
 
 
-def write_report(results: Sequence[dict],
-                 figures: Dict[str, str],
-                 path: str,
-                 settings: dict,
-                 docs_dir: Optional[str] = None) -> str:
-    """Write the markdown report: set-up, table, differences, figures, tau
-    statistics and caveats.
-
-    Args:
-        results (list[dict]): One row per variant and seed (see
-            :mod:`_reports.demo_numbers`).
-        figures (dict): ``metrics``, ``maps``, ``losses`` -> PNG paths.
-        path (str): The report's path.
-        settings (dict): ``data_root``, ``iters``, ``seeds``,
-            ``max_shift``; optional ``num_train``, ``num_val``,
-            ``data_seed``, ``batch_size``, ``optimizer``, ``num_shifts``,
-            ``map_images``, ``msb_images``, ``wall_s``, ``seed_spread``
-            (dict: metric -> std measured elsewhere, used when there is one
-            seed).
-        docs_dir (str, optional): The repository's ``docs`` folder; links to
-            its method and metric definitions are made relative to the
-            report. None: no links. Defaults to None.
-
-    Returns:
-        str: ``path``.
-    """
-    folder = osp.dirname(osp.abspath(path))
-    groups = group_runs(results)
+def _setup_lines(results: Sequence[dict], settings: dict, folder: str,
+                 docs_dir: Optional[str], several_seeds: bool) -> List[str]:
+    """Title, data and training, links to the definitions, the protocol."""
     seeds = sorted({r.get('seed', 0) for r in results})
-    columns = [(k, h) for k, h in METRIC_COLUMNS
-               if any(k in r['metrics'] for r in results)]
     opt = settings.get('optimizer') or {}
     max_shift = settings['max_shift']
     lines: List[str] = [
@@ -103,13 +76,21 @@ def write_report(results: Sequence[dict],
         f"of that same range on the first {settings.get('map_images', '?')} "
         'val images; its mean is the `map mean` column.', ''
     ]
-    if any(len(runs) > 1 for runs in groups.values()):
+    if several_seeds:
         lines += ['Cells: mean ± standard deviation over the runs (seeds) '
                   'of a variant; `runs` counts them.', '']
+    return lines
+
+
+def _table_lines(results: Sequence[dict], groups: dict) -> List[str]:
+    """One row per variant: the test metrics present, the shown classes'
+    IoU, the consistency map's mean and even-odd gap, MSB."""
+    columns = [(k, h) for k, h in METRIC_COLUMNS
+               if any(k in r['metrics'] for r in results)]
     header = (['variant', 'runs'] + [h for _, h in columns] +
               [f'IoU {c}' for c in SHOWN_CLASSES] +
               ['map mean', 'even-odd', 'MSB soft', 'MSB phase'])
-    lines += ['| ' + ' | '.join(header) + ' |', '|' + '---|' * len(header)]
+    lines = ['| ' + ' | '.join(header) + ' |', '|' + '---|' * len(header)]
     for variant, runs in groups.items():
         row = [variant, str(len(runs))]
         row += [_cell(run_values(runs, lambda r, k=k: r['metrics'][k]))
@@ -122,10 +103,14 @@ def write_report(results: Sequence[dict],
                 _cell(run_values(runs, lambda r: r['msb']['msb_soft'])),
                 _cell(run_values(runs, lambda r: r['msb']['msb_phase']))]
         lines.append('| ' + ' | '.join(row) + ' |')
+    return lines
 
-    # Differences to the first variant, in the light of the seed spread:
-    # measured here if some variant ran with several seeds, else as given.
-    spread, spread_from = seed_spread(groups)
+
+def _difference_lines(groups: dict, settings: dict,
+                      spread_from: List[str], spread: dict) -> List[str]:
+    """Differences to the first variant, in the light of the seed spread:
+    measured here if some variant ran with several seeds, else as given
+    in ``settings``."""
     if spread:
         seeds_of = {v: ', '.join(str(r.get('seed', 0)) for r in groups[v])
                     for v in spread_from}
@@ -135,6 +120,7 @@ def write_report(results: Sequence[dict],
     else:
         spread = dict(settings.get('seed_spread') or {})
         how = settings.get('seed_spread_source', 'measured separately')
+    lines = []
     if len(groups) > 1:
         (base_name, base_runs), *others = groups.items()
         lines += ['', f'Differences to {base_name} (points):', '']
@@ -162,58 +148,73 @@ def write_report(results: Sequence[dict],
     else:
         lines += ['No seed-to-seed spread was measured (one seed per '
                   'variant): read the differences with care.', '']
+    return lines
 
-    titles = dict(metrics='Accuracy and shift consistency',
-                  maps='Consistency map: consistency per shift (dh, dw)',
-                  losses='Training losses')
-    notes = dict(
-        maps=('Each cell: mean consistency over the map images at that '
-              'shift (first seed of each variant); one colour scale. '
-              '`even-odd`: mean at shifts with dh + dw even minus odd; '
-              'positive = odd shifts hurt more, the checkerboard of '
-              'aliasing.'),
-        losses=("Left: the task loss (decode + auxiliary cross-entropy) "
-                "of every run, with TIPS's 1 - alpha factor divided out so "
-                'that all compare. Right: the TIPS regularizers as they '
-                'enter the loss (loss_fm = lambda_fm * L_FM, 0.5 for a '
-                'uniform tau; loss_undo = alpha * L_undo, 0 until it '
-                'switches on).'))
-    lines += ['## Figures', '']
+
+#: Heading and note of each figure of the report.
+FIGURE_TITLES = dict(metrics='Accuracy and shift consistency',
+                     maps='Consistency map: consistency per shift (dh, dw)',
+                     losses='Training losses')
+FIGURE_NOTES = dict(
+    maps=('Each cell: mean consistency over the map images at that '
+          'shift (first seed of each variant); one colour scale. '
+          '`even-odd`: mean at shifts with dh + dw even minus odd; '
+          'positive = odd shifts hurt more, the checkerboard of '
+          'aliasing.'),
+    losses=("Left: the task loss (decode + auxiliary cross-entropy) "
+            "of every run, with TIPS's 1 - alpha factor divided out so "
+            'that all compare. Right: the TIPS regularizers as they '
+            'enter the loss (loss_fm = lambda_fm * L_FM, 0.5 for a '
+            'uniform tau; loss_undo = alpha * L_undo, 0 until it '
+            'switches on).'))
+
+
+def _figure_lines(figures: Dict[str, str], folder: str) -> List[str]:
+    lines = ['## Figures', '']
     for key, figure in figures.items():
-        lines += [f'### {titles.get(key, key)}', '',
+        lines += [f'### {FIGURE_TITLES.get(key, key)}', '',
                   f'![{key}]({_link(figure, folder)})', '']
-        if key in notes:
-            lines += [notes[key], '']
+        if key in FIGURE_NOTES:
+            lines += [FIGURE_NOTES[key], '']
+    return lines
 
+
+def _tau_lines(results: Sequence[dict], settings: dict) -> List[str]:
+    """The tau statistics of the TIPS runs and what they say; nothing
+    without TIPS runs."""
     tips_runs = [r for r in results if r.get('tau')]
-    if tips_runs:
-        lines += [
-            '## TIPS: how far is tau from uniform?', '',
-            f"Per TIPS layer, over {settings.get('msb_images', '?')} val "
-            'images and all channels: mean largest weight max(tau) (0.25 '
-            'uniform = 2x2 average pooling, 1 = one component, like a '
-            'strided or APS layer), mean ||tau||_2 (0.5 uniform, 1 one-hot) '
-            'and the share of channels with max(tau) > 0.9.', '',
-            '| run | layer | channels | mean max(tau) | mean ||tau||_2 | '
-            'max(tau) > 0.9 |', '|---|---|---|---|---|---|'
-        ]
-        for run in tips_runs:
-            for layer in run['tau']:
-                lines.append(
-                    f"| {run['variant']} s{run.get('seed', 0)} | "
-                    f"{layer['name']} | {layer['channels']} | "
-                    f"{layer['max_tau']:.3f} | {layer['norm_tau']:.3f} | "
-                    f"{100 * layer['one_hot_fraction']:.0f}% |")
-        top = np.mean([l['max_tau'] for r in tips_runs for l in r['tau']])
-        verdict = ('tau stayed close to uniform: these TIPS layers act '
-                   'almost like 2x2 average pooling'
-                   if top < 0.3 else
-                   'tau moved away from uniform: the layers prefer some '
-                   'polyphase components')
-        lines += ['', f'Mean max(tau) over all layers: {top:.3f}: {verdict}.',
-                  '']
+    if not tips_runs:
+        return []
+    lines = [
+        '## TIPS: how far is tau from uniform?', '',
+        f"Per TIPS layer, over {settings.get('msb_images', '?')} val "
+        'images and all channels: mean largest weight max(tau) (0.25 '
+        'uniform = 2x2 average pooling, 1 = one component, like a '
+        'strided or APS layer), mean ||tau||_2 (0.5 uniform, 1 one-hot) '
+        'and the share of channels with max(tau) > 0.9.', '',
+        '| run | layer | channels | mean max(tau) | mean ||tau||_2 | '
+        'max(tau) > 0.9 |', '|---|---|---|---|---|---|'
+    ]
+    for run in tips_runs:
+        for layer in run['tau']:
+            lines.append(
+                f"| {run['variant']} s{run.get('seed', 0)} | "
+                f"{layer['name']} | {layer['channels']} | "
+                f"{layer['max_tau']:.3f} | {layer['norm_tau']:.3f} | "
+                f"{100 * layer['one_hot_fraction']:.0f}% |")
+    top = np.mean([layer['max_tau'] for r in tips_runs
+                   for layer in r['tau']])
+    verdict = ('tau stayed close to uniform: these TIPS layers act '
+               'almost like 2x2 average pooling'
+               if top < 0.3 else
+               'tau moved away from uniform: the layers prefer some '
+               'polyphase components')
+    return lines + ['', f'Mean max(tau) over all layers: {top:.3f}: '
+                    f'{verdict}.', '']
 
-    lines += ['## Caveats', '']
+
+def _caveat_lines(groups: dict, spread_from: List[str],
+                  settings: dict) -> List[str]:
     caveats = []
     counts = sorted({len(runs) for runs in groups.values()})
     if counts == [1]:
@@ -244,7 +245,45 @@ def write_report(results: Sequence[dict],
         'No timing comparison: runs shared the CPU with whatever else ran; '
         'see the benchmark tools for cost ratios measured in one run.',
     ]
-    lines += [f'- {c}' for c in caveats] + ['']
+    return ['## Caveats', ''] + [f'- {c}' for c in caveats] + ['']
+
+
+def write_report(results: Sequence[dict],
+                 figures: Dict[str, str],
+                 path: str,
+                 settings: dict,
+                 docs_dir: Optional[str] = None) -> str:
+    """Write the markdown report: set-up, table, differences, figures, tau
+    statistics and caveats.
+
+    Args:
+        results (list[dict]): One row per variant and seed (see
+            :mod:`_reports.demo_numbers`).
+        figures (dict): ``metrics``, ``maps``, ``losses`` -> PNG paths.
+        path (str): The report's path.
+        settings (dict): ``data_root``, ``iters``, ``seeds``,
+            ``max_shift``; optional ``num_train``, ``num_val``,
+            ``data_seed``, ``batch_size``, ``optimizer``, ``num_shifts``,
+            ``map_images``, ``msb_images``, ``wall_s``, ``seed_spread``
+            (dict: metric -> std measured elsewhere, used when there is one
+            seed) and ``seed_spread_source`` (where it was measured).
+        docs_dir (str, optional): The repository's ``docs`` folder; links to
+            its method and metric definitions are made relative to the
+            report. None: no links. Defaults to None.
+
+    Returns:
+        str: ``path``.
+    """
+    folder = osp.dirname(osp.abspath(path))
+    groups = group_runs(results)
+    spread, spread_from = seed_spread(groups)
+    several_seeds = any(len(runs) > 1 for runs in groups.values())
+    lines = (_setup_lines(results, settings, folder, docs_dir, several_seeds)
+             + _table_lines(results, groups)
+             + _difference_lines(groups, settings, spread_from, spread)
+             + _figure_lines(figures, folder)
+             + _tau_lines(results, settings)
+             + _caveat_lines(groups, spread_from, settings))
     if settings.get('wall_s'):
         lines += [f"The whole demo took {settings['wall_s']:.0f} s on this "
                   'machine.', '']
