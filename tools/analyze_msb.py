@@ -24,7 +24,8 @@ from mmengine.runner import set_random_seed
 
 import tips_mmseg  # noqa: F401  (registers layers; safe checkpoint loading)
 from tips_mmseg.apis.builders import build_eval_dataloader, build_segmentor
-from tips_mmseg.analysis import analyze_msb, format_msb_table, plot_msb
+from tips_mmseg.analysis import analyze_msb, format_msb_table
+from tips_mmseg.visualization import plot_msb
 
 
 def parse_args(argv=None):

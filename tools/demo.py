@@ -26,20 +26,24 @@ import torch
 from mmengine.config import Config
 from mmengine.runner import Runner
 
-REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+TOOLS_DIR = osp.dirname(osp.abspath(__file__))
+REPO_ROOT = osp.dirname(TOOLS_DIR)
 if REPO_ROOT not in sys.path:  # `python tools/demo.py` from a checkout
     sys.path.insert(0, REPO_ROOT)
+if TOOLS_DIR not in sys.path:  # _reports/, when loaded as a module
+    sys.path.append(TOOLS_DIR)
 
 import tips_mmseg  # noqa: F401,E402  (registers everything)
-from tips_mmseg.analysis import analyze_msb  # noqa: E402
+from _reports.demo_figures import (draw_consistency_maps,  # noqa: E402
+                                   draw_loss_curves, draw_metric_bars)
+from _reports.demo_numbers import class_iou, loss_terms  # noqa: E402
+from _reports.demo_text import write_report  # noqa: E402
+from tips_mmseg.analysis import analyze_msb, tau_statistics  # noqa: E402
 from tips_mmseg.apis import evaluate_shift_consistency  # noqa: E402
 from tips_mmseg.datasets import write_toy_dataset  # noqa: E402
 from tips_mmseg.datasets.toy_shapes import (TOY_CLASSES,  # noqa: E402
                                             read_toy_dataset_meta,
                                             toy_dataset_meta)
-from tips_mmseg.visualization.demo_report import (  # noqa: E402
-    class_iou, draw_consistency_maps, draw_loss_curves, draw_metric_bars,
-    loss_terms, tau_statistics, write_report)
 
 TOY_CONFIG = osp.join(REPO_ROOT, 'configs', 'toy',
                       'deeplabv3plus_r18-d8-{}_toy-64x64.py')

@@ -9,7 +9,8 @@ from mmengine.registry import init_default_scope
 from mmengine.runner import Runner
 from mmseg.registry import MODELS
 from tests.helpers import load_tool
-from tips_mmseg.analysis import analyze_msb, format_msb_table, plot_msb
+from tips_mmseg.analysis import analyze_msb, format_msb_table
+from tips_mmseg.visualization import plot_msb
 
 NUM_FILES = 4
 

@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from tips_mmseg.analysis.correlation import ROW_METRIC_KEYS, run_result_path
+from tips_mmseg.analysis.correlation import ROW_METRIC_KEYS
 from tests.helpers import load_tool
 from tips_mmseg.datasets import write_toy_dataset
 
@@ -33,7 +33,7 @@ def fake_run_one(tool_module, calls):
                    mASSC_worst=70.0, shift_fidelity=60.0,
                    settings=tool_module.study_settings(args))
         tool_module.save_run(
-            run_result_path(args.work_dir, variant, seed), row)
+            tool_module.run_result_path(args.work_dir, variant, seed), row)
         return row
 
     return run_one
@@ -83,7 +83,8 @@ def test_runs_that_learned_nothing_are_left_out(tool, tiny_data, tmp_path,
         row = fake(variant, seed, args)
         if variant == 'aps':  # all background: mIoU 16.71, 100% consistent
             row.update(mIoU=16.71, mASSC=100.0)
-            tool.save_run(run_result_path(args.work_dir, variant, seed), row)
+            tool.save_run(
+                tool.run_result_path(args.work_dir, variant, seed), row)
         return row
 
     monkeypatch.setattr(tool, 'run_one', run_one)

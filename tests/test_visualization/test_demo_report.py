@@ -1,24 +1,25 @@
-"""The demo's measurements, figures and report from hand-made results."""
+"""The demo's numbers, figures and report (tools/_reports) from hand-made
+results."""
 import os.path as osp
 import re
+import sys
 
 import numpy as np
 import pytest
 import torch
-import torch.nn as nn
 from mmengine.structures import PixelData
 from mmseg.structures import SegDataSample
 
 from tests.helpers import REPO_ROOT
-from tips_mmseg.models.layers import TIPS
-from tips_mmseg.visualization.demo_report import (class_iou,
-                                                  draw_consistency_maps,
-                                                  draw_loss_curves,
-                                                  draw_metric_bars,
-                                                  loss_terms, map_mean,
-                                                  odd_even_gap,
-                                                  tau_statistics,
-                                                  write_report)
+
+TOOLS_DIR = osp.join(REPO_ROOT, 'tools')
+if TOOLS_DIR not in sys.path:
+    sys.path.append(TOOLS_DIR)  # tools/_reports is not installed
+
+from _reports.demo_figures import (draw_consistency_maps,  # noqa: E402
+                                   draw_loss_curves, draw_metric_bars)
+from _reports.demo_numbers import class_iou, loss_terms  # noqa: E402
+from _reports.demo_text import write_report  # noqa: E402
 
 PNG_MAGIC = b'\x89PNG'
 
@@ -64,14 +65,6 @@ def _figures(results, tmp_path):
         metrics=draw_metric_bars(results, str(tmp_path / 'metrics.png')),
         maps=draw_consistency_maps(results, str(tmp_path / 'maps.png')),
         losses=draw_loss_curves(results, str(tmp_path / 'losses.png')))
-
-
-def test_map_mean_and_odd_even_gap_by_hand():
-    heatmap = _heatmap(96., 90.)
-    # 4 even off-centre shifts at 96, 4 odd ones at 90; (0, 0) left out.
-    assert map_mean(heatmap) == pytest.approx(93.)
-    assert odd_even_gap(heatmap) == pytest.approx(6.)
-    assert odd_even_gap(_heatmap(97.)) == pytest.approx(0.)
 
 
 def test_report_table_figures_and_links(tmp_path):
@@ -137,43 +130,6 @@ def test_loss_terms_unscale_the_task_loss():
     assert terms['task'] == pytest.approx([1.2, 0.3])
     assert terms['loss_fm'] == [0.5, 0.5] and terms['loss_undo'] == [0., .2]
     assert list(loss_terms({'decode.loss_ce': [1.0]})) == ['task']
-
-
-class _Net(nn.Module):
-    """A stand-in segmentor: one TIPS layer, a data preprocessor."""
-
-    def __init__(self):
-        super().__init__()
-        self.down = TIPS(3)
-        nn.init.zeros_(self.down.logit_scale.weight)  # tau uniform
-
-    def data_preprocessor(self, batch, training):
-        return dict(inputs=torch.stack(batch['inputs']).float(),
-                    data_samples=batch['data_samples'])
-
-    def _forward(self, x):
-        return self.down(x)
-
-
-def test_tau_statistics_of_a_uniform_and_a_one_hot_mix():
-    net = _Net()
-    batch = dict(inputs=[torch.rand(3, 8, 8) for _ in range(2)],
-                 data_samples=[SegDataSample() for _ in range(2)])
-    stats = tau_statistics(net, [batch, batch], num_images=3)
-    assert [s['name'] for s in stats] == ['down'] and stats[0]['channels'] == 3
-    assert stats[0]['max_tau'] == pytest.approx(0.25)
-    assert stats[0]['norm_tau'] == pytest.approx(0.5)
-    assert stats[0]['one_hot_fraction'] == 0.
-    # A huge scale on a positive input: psi > 0 differs by quadrant, so the
-    # softmax picks one component per channel.
-    nn.init.constant_(net.down.logit_scale.weight, 1e4)
-    nn.init.constant_(net.down.psi_conv.weight, 1.)
-    ramp = torch.arange(64.).reshape(1, 8, 8).expand(3, 8, 8)
-    batch = dict(inputs=[ramp], data_samples=[SegDataSample()])
-    stats = tau_statistics(net, [batch], num_images=1)
-    assert stats[0]['max_tau'] == pytest.approx(1.0)
-    assert stats[0]['one_hot_fraction'] == 1.0
-    assert tau_statistics(nn.Conv2d(1, 1, 1), [batch]) == []
 
 
 class _Predictor:

@@ -54,7 +54,7 @@ def map_evaluator(mode: str, half: float, step: float,
         shifts=grid,
         modes=('standard' if mode == 'boundary' else mode, ),
         **common)
-from tips_mmseg.visualization.shift_heatmap import consistency_grid
+from tips_mmseg.analysis.consistency_map import consistency_grid
 
 
 @torch.no_grad()

@@ -1,24 +1,11 @@
 """Drawing the consistency map: mean consistency per shift (dh, dw)."""
-import os
-import os.path as osp
-from typing import Dict, Optional, Sequence
+from typing import Optional, Sequence
 
 import numpy as np
 
-from tips_mmseg.utils.shift_ops import Shift
-
-
-def consistency_grid(by_shift: Dict[Shift, float],
-                     axis: Sequence[int]) -> np.ndarray:
-    """Arrange ``{(dh, dw): value}`` on a grid: rows ``dh``, columns ``dw``.
-
-    Shifts missing from ``by_shift`` are NaN (drawn blank).
-    """
-    grid = np.full((len(axis), len(axis)), np.nan)
-    for row, dh in enumerate(axis):
-        for col, dw in enumerate(axis):
-            grid[row, col] = by_shift.get((dh, dw), np.nan)
-    return grid
+# Arranging the numbers is analysis; kept importable from here as before.
+from tips_mmseg.analysis.consistency_map import consistency_grid  # noqa: F401
+from .figure import new_figure, save_figure
 
 
 def plot_consistency_map(ax,
@@ -64,16 +51,7 @@ def draw_consistency_map(grid: Sequence[Sequence[float]],
     Returns:
         str: ``out_file``.
     """
-    import matplotlib
-    matplotlib.use('Agg')  # files only, no display needed
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(5.5, 4.5))
+    fig, ax = new_figure(figsize=(5.5, 4.5))
     image = plot_consistency_map(ax, grid, axis, title, vmin, vmax)
     fig.colorbar(image, ax=ax, label='consistency (%)')
-    fig.tight_layout()
-    if osp.dirname(out_file):
-        os.makedirs(osp.dirname(out_file), exist_ok=True)
-    fig.savefig(out_file, dpi=100)
-    plt.close(fig)
-    return out_file
+    return save_figure(fig, out_file, dpi=100)

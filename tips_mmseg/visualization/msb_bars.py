@@ -1,11 +1,10 @@
 """Bar chart of the MSB of each downsampling layer of one model."""
-import os
-import os.path as osp
 from typing import Optional
 
 import numpy as np
 
-from .msb import MSB_KEYS
+from tips_mmseg.analysis.msb import MSB_KEYS
+from .figure import new_figure, save_figure
 
 #: Legend labels of the three measurements.
 MSB_LABELS = {
@@ -31,14 +30,10 @@ def plot_msb(result: dict, path: str, title: Optional[str] = None) -> str:
     Returns:
         str: ``path``.
     """
-    import matplotlib
-    matplotlib.use('Agg')  # files only: no display on servers and in CI
-    import matplotlib.pyplot as plt
-
     layers = result['layers']
     positions = np.arange(len(layers))
     bar_width = 0.8 / len(MSB_KEYS)
-    fig, ax = plt.subplots(
+    fig, ax = new_figure(
         figsize=(max(6.0, 0.45 * len(layers) + 2) + 2.5, 4.5))
     for index, key in enumerate(MSB_KEYS):
         kept = [(pos, layer[key]) for pos, layer in zip(positions, layers)
@@ -64,9 +59,4 @@ def plot_msb(result: dict, path: str, title: Optional[str] = None) -> str:
     # Outside the axes, so that no bar hides behind it; dashed: means.
     ax.legend(fontsize=7, loc='upper left', bbox_to_anchor=(1.01, 1),
               title='MSB (dashed: mean)', title_fontsize=7)
-    fig.tight_layout()
-    folder = osp.dirname(osp.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=120)
