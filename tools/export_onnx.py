@@ -21,8 +21,8 @@ from mmengine.config import Config, DictAction  # noqa: E402
 
 from tips_mmseg.apis.builders import build_segmentor  # noqa: E402
 from tips_mmseg.apis.export import (DEFAULT_OPSET,  # noqa: E402
-                                    compare_with_torch, export_onnx,
-                                    input_channels)
+                                    DynamicExportError, compare_with_torch,
+                                    export_onnx, input_channels)
 
 
 def parse_args(argv=None):
@@ -39,8 +39,10 @@ def parse_args(argv=None):
         "default: the config's crop_size, else 512 512")
     parser.add_argument('--batch-size', type=int, default=1,
                         help='N of the traced input (default 1)')
-    parser.add_argument('--dynamic', action='store_true',
-                        help='dynamic batch, height and width')
+    parser.add_argument(
+        '--dynamic', action='store_true',
+        help='dynamic batch, height and width (checked in onnxruntime at a '
+        'second size before the file is written)')
     parser.add_argument('--opset', type=int, default=DEFAULT_OPSET,
                         help=f'ONNX opset (default {DEFAULT_OPSET})')
     parser.add_argument('--no-check', action='store_true',
@@ -63,8 +65,13 @@ def main(argv=None):
         cfg.merge_from_dict(args.cfg_options)
     shape = tuple(args.shape) if args.shape else default_shape(cfg)
     model = build_segmentor(cfg, args.checkpoint, 'cpu')
-    export_onnx(model, args.out, shape=shape, batch_size=args.batch_size,
-                dynamic=args.dynamic, opset=args.opset)
+    try:
+        export_onnx(model, args.out, shape=shape,
+                    batch_size=args.batch_size, dynamic=args.dynamic,
+                    opset=args.opset)
+    except DynamicExportError as e:
+        print(f'error: {e}', file=sys.stderr)
+        return False
     print(f'exported {"dynamic" if args.dynamic else "static"} '
           f'{shape[0]}x{shape[1]} graph to {args.out}')
     result = None
