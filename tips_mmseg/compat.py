@@ -5,7 +5,8 @@ config can select are registered components (``CheckpointSafetyHook``, the
 ``CheckSegLabels`` transform). The two that act before any config-built
 component exists are here, for the process that asks for them:
 
-* CPU distributed launch (:func:`~tips_mmseg.utils.install_cpu_distributed_support`):
+* CPU distributed launch
+  (:func:`~tips_mmseg.utils.install_cpu_distributed_support`):
   mmengine's ``_init_dist_*`` launchers, ``MMDistributedDataParallel`` and
   ``Runner.wrap_model`` work on a machine without CUDA (gloo, no
   ``device_ids``, SyncBN reverted). With CUDA they run mmengine's code.

@@ -8,7 +8,8 @@ from tests.helpers import REPO_ROOT, run_python
 PROBE = r'''
 import builtins, importlib, inspect, json, sys, types
 
-NAMED = ['mmengine.runner', 'mmengine.runner.checkpoint', 'mmengine.runner.runner',
+NAMED = ['mmengine.runner', 'mmengine.runner.checkpoint',
+         'mmengine.runner.runner',
          'mmengine.fileio', 'mmengine.fileio.backends', 'mmengine.model',
          'mmengine.dist', 'mmengine.dist.utils', 'mmengine.hooks',
          'mmengine.hooks.checkpoint_hook', 'mmseg.apis', 'mmseg.models',
@@ -107,6 +108,6 @@ def test_import_tips_mmseg_replaces_no_attribute_and_no_state():
         'torch:load', 'torch.serialization:load',
         'torch.cuda:set_device',
     } <= names
-    # (the old patch also *added* an ``open`` to mmengine.hooks.checkpoint_hook:
-    # ``added`` would list it)
+    # (the old patch also *added* an ``open`` to
+    # mmengine.hooks.checkpoint_hook: ``added`` would list it)
     assert found['checked'] > 50000

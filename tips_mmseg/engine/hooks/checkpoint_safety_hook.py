@@ -14,7 +14,8 @@ class CheckpointSafetyHook(Hook):
     Add it to a config as a default hook, so that configs inheriting it keep
     it whatever their ``custom_hooks``::
 
-        default_hooks = dict(checkpoint_safety=dict(type='CheckpointSafetyHook'))
+        default_hooks = dict(
+            checkpoint_safety=dict(type='CheckpointSafetyHook'))
 
     At ``before_run`` (before mmengine loads or resumes a checkpoint) it
 
