@@ -6,6 +6,11 @@ PY := $(VENV)/bin/python
 # for full mmcv.
 EXTRAS ?= lite,tests
 PYTEST_ARGS ?=
+# mmcv-lite needs the start-up shim (compat/mmcv_lite_shim, docs/compatibility.md)
+# for mmseg to import; with full mmcv it is not installed (and removed if a
+# previous lite install left it).
+SHIM_DIR := compat/mmcv_lite_shim
+SHIM := $(if $(findstring lite,$(EXTRAS)),./$(SHIM_DIR),)
 
 .PHONY: venv test demo clean help
 
@@ -14,9 +19,10 @@ help:
 	@echo "make test   - set up .venv and run the whole test suite (CPU)"
 	@echo "make venv   - only create .venv and install tips-mmseg with its test dependencies"
 
-$(VENV)/.installed: setup.py pyproject.toml
+$(VENV)/.installed: setup.py pyproject.toml $(SHIM_DIR)/setup.py $(SHIM_DIR)/tips_mmseg_mmcv_lite_shim.py
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q -e ".[$(EXTRAS)]"
+	$(if $(SHIM),,$(PY) -m pip uninstall -q -y tips-mmseg-mmcv-lite-shim)
+	$(PY) -m pip install -q -e ".[$(EXTRAS)]" $(SHIM)
 	$(PY) -c "import tips_mmseg, mmseg.models"
 	touch $@
 

@@ -1,66 +1,15 @@
-"""Packaging of tips-mmseg.
+"""Packaging of tips-mmseg: the ``tips_mmseg`` package only.
 
-Besides the ``tips_mmseg`` package, the wheel carries ``tips_mmseg-compat.pth``
-and the tiny module it imports (``_tips_mmseg_bootstrap``), so that mmseg
-imports next to mmcv-lite in every interpreter of the environment - also in
-mmseg's own ``tools/train.py``, which imports mmseg before reading a config.
+With mmcv-lite, mmseg needs a start-up shim to import at all; it is a
+distribution of its own (compat/mmcv_lite_shim, docs/compatibility.md) that
+only the mmcv-lite route installs (``make venv`` does, with the default
+``EXTRAS=lite,tests``).
 """
 import os.path as osp
 
 from setuptools import find_packages, setup
-from setuptools.command.build_py import build_py
-
-try:
-    from setuptools.command.editable_wheel import editable_wheel
-except ImportError:  # setuptools < 64 has no PEP 660 editable installs
-    editable_wheel = None
 
 HERE = osp.dirname(osp.abspath(__file__))
-PTH_FILE = 'tips_mmseg-compat.pth'
-
-
-class BuildPyWithPth(build_py):
-    """build_py that also puts the start-up ``.pth`` file next to packages."""
-
-    def run(self):
-        super().run()
-        self.copy_file(osp.join(HERE, PTH_FILE), osp.join(self.build_lib, PTH_FILE))
-
-    def get_outputs(self, include_bytecode=True):
-        return super().get_outputs(include_bytecode) + [
-            osp.join(self.build_lib, PTH_FILE)
-        ]
-
-
-class _StrategyWithPth:
-    """Wraps setuptools' editable strategy to add the start-up ``.pth``."""
-
-    def __init__(self, strategy):
-        self.strategy = strategy
-
-    def __call__(self, wheel, files, mapping):
-        self.strategy(wheel, files, mapping)
-        with open(osp.join(HERE, PTH_FILE), 'rb') as f:
-            wheel.writestr(PTH_FILE, f.read())
-
-    def __enter__(self):
-        self.strategy.__enter__()
-        return self
-
-    def __exit__(self, *exc_info):
-        return self.strategy.__exit__(*exc_info)
-
-
-CMDCLASS = {'build_py': BuildPyWithPth}
-if editable_wheel is not None:
-
-    class EditableWheelWithPth(editable_wheel):
-        """``pip install -e`` gets the start-up ``.pth`` file too."""
-
-        def _select_strategy(self, *args, **kwargs):
-            return _StrategyWithPth(super()._select_strategy(*args, **kwargs))
-
-    CMDCLASS['editable_wheel'] = EditableWheelWithPth
 
 
 def read_version():
@@ -79,7 +28,6 @@ setup(
     if osp.exists(osp.join(HERE, 'README.md')) else '',
     long_description_content_type='text/markdown',
     packages=find_packages(include=['tips_mmseg', 'tips_mmseg.*']),
-    py_modules=['_tips_mmseg_bootstrap'],
     python_requires='>=3.8',
     install_requires=[
         'torch',
@@ -94,6 +42,8 @@ setup(
         'scipy',
     ],
     extras_require={
+        # mmcv-lite also needs compat/mmcv_lite_shim (not on PyPI: install
+        # it from the checkout; `make venv` does).
         'lite': ['mmcv-lite>=2.0,<2.2'],
         'full': ['mmcv>=2.0,<2.2'],
         # timm: mmseg's TIMMBackbone (timm's CNNs) under ShiftInvariantWrapper.
@@ -102,6 +52,5 @@ setup(
         'deploy': ['onnx', 'onnxruntime', 'onnxscript'],
         'timm': ['timm'],
     },
-    cmdclass=CMDCLASS,
     zip_safe=False,
 )

@@ -37,3 +37,15 @@ def run_python(args, cwd, env=None, timeout=300):
                           capture_output=True,
                           text=True,
                           timeout=timeout)
+
+
+def enable_compat(monkeypatch, **fixes):
+    """``tips_mmseg.compat.enable(**fixes)`` for one test: the replaced
+    mmengine attributes are restored by ``monkeypatch`` afterwards."""
+    from tips_mmseg import compat
+    for owner, name in compat.replaced_attributes(**fixes):
+        # vars(): a staticmethod must be put back as one.
+        original = vars(owner)[name] if isinstance(owner, type) else getattr(
+            owner, name)
+        monkeypatch.setattr(owner, name, original)
+    return compat.enable(**fixes)

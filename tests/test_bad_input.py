@@ -8,7 +8,7 @@ from mmengine.registry import init_default_scope
 from mmengine.runner import Runner
 from mmseg.registry import MODELS
 
-from tests.helpers import REPO_ROOT, run_python
+from tests.helpers import REPO_ROOT, enable_compat, run_python
 from tests.test_models.test_regularized_segmentor import batch
 from tips_mmseg.models.layers import DOWNSAMPLE_LAYERS, build_downsample
 from tips_mmseg.utils import check_shift, explain_errors
@@ -98,7 +98,13 @@ def voc_loader(root, ann_file='ImageSets/Segmentation/train.txt',
             pipeline=[]))
 
 
-def test_missing_data_root_names_the_path_and_fix(tmp_path):
+@pytest.fixture
+def dataset_checks(monkeypatch):
+    """Opt-in (tips_mmseg.compat.enable(), which our tools call)."""
+    enable_compat(monkeypatch, cpu_distributed=False)
+
+
+def test_missing_data_root_names_the_path_and_fix(tmp_path, dataset_checks):
     init_default_scope('mmseg')
     with pytest.raises(FileNotFoundError, match=r"PascalVOCDataset: "
                        r"data_root '.*nowhere' does not exist.*--cfg-options "
@@ -117,7 +123,7 @@ def test_missing_data_root_names_the_path_and_fix(tmp_path):
      r"ADE20KDataset is empty: no image in '.*JPEGImages' has the suffix"),
 ])
 def test_empty_split_is_an_error_not_a_crash(tmp_path, ann_file, dataset,
-                                             match):
+                                             match, dataset_checks):
     init_default_scope('mmseg')
     for sub in ('JPEGImages', 'SegmentationClass', 'ImageSets/Segmentation'):
         (tmp_path / sub).mkdir(parents=True)
@@ -147,7 +153,7 @@ def test_nan_in_the_input_is_an_error_not_nan_metrics(toy_model):
         toy_model.train().loss(x, batch(n=2, size=16)[1])
 
 
-def test_datasets_that_are_not_mmseg_s_build_as_in_mmengine():
+def test_datasets_that_are_not_mmseg_s_build_as_in_mmengine(dataset_checks):
     from mmengine.dataset import BaseDataset
     from mmengine.registry import DATASETS
 
@@ -189,9 +195,11 @@ def test_label_outside_the_classes_and_wrong_size_name_the_file():
 
 def test_truncated_checkpoint_names_its_path(tmp_path):
     from mmengine.runner import load_checkpoint
+
+    from tips_mmseg.utils import safe_checkpoint_path
     path = tmp_path / 'model.pth'
     torch.save({'state_dict': {'w': torch.ones(99)}}, path)
     path.write_bytes(path.read_bytes()[:400])
     with pytest.raises(RuntimeError, match=f"Checkpoint '{path}' does not "
                        'load: truncated'):
-        load_checkpoint(torch.nn.Linear(1, 1), str(path))
+        load_checkpoint(torch.nn.Linear(1, 1), safe_checkpoint_path(path))

@@ -1,9 +1,12 @@
 """Run one of mmseg's own tools with tips_mmseg imported first.
 
-mmseg's tools read the config only after importing mmseg, so a plugin that
-must be in place before that (mmcv-lite support) and every tips_mmseg module
-is imported here; the CLI is mmseg's own, plus a few checks and switches:
+The CLI is mmseg's own, plus a few checks and switches:
 
+* ``tips_mmseg.compat.enable()``: CPU distributed launch (gloo, DDP without
+  ``device_ids``, SyncBN reverted on CPU) and clear errors for missing
+  dataset paths or empty splits (docs/compatibility.md);
+* ``CheckpointSafetyHook`` is added to ``default_hooks`` unless the config
+  has it (safe loading on torch >= 2.6, resume fallback, atomic writes);
 * a missing config file is a one-line error;
 * ``--amp`` without a GPU is refused up front;
 * before the Runner is built (after ``--cfg-options``): the model's class
@@ -16,7 +19,8 @@ is imported here; the CLI is mmseg's own, plus a few checks and switches:
 * known cryptic errors are re-raised with their cause and fix
   (tips_mmseg.utils.friendly_errors).
 
-All of this acts in the tool's own process only (nothing on import).
+All of this acts in the tool's own process only (``import tips_mmseg``
+changes nothing).
 """
 import ast
 import os
@@ -97,12 +101,14 @@ class _Session:
 def _edit_runner_cfg(shift_options: Optional[dict]):
     """Check and edit the config when mmseg's tool builds its Runner."""
     from mmengine.runner import Runner
+    from tips_mmseg.compat import add_checkpoint_safety_hook
     from tips_mmseg.datasets import add_label_checks, check_num_classes
     build = Runner.from_cfg.__func__
 
     def from_cfg(cls, cfg):
         check_num_classes(cfg)
         add_label_checks(cfg)
+        add_checkpoint_safety_hook(cfg)
         if shift_options is not None:
             add_shift_hook(cfg, shift_options)
         _Session.work_dir = cfg.get('work_dir')
@@ -138,7 +144,8 @@ def run(name: str):
     shift_options = None
     if name == 'test.py':
         argv, shift_options = pop_switch(argv, '--shift-consistency')
-    import tips_mmseg  # noqa: F401  (registers models, hooks; mmcv-lite)
+    import tips_mmseg.compat
+    tips_mmseg.compat.enable()
     from tips_mmseg.datasets import ConfigCheckError
     from tips_mmseg.utils import check_amp_available, explain_errors
     if '--amp' in argv[1:]:

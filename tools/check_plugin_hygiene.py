@@ -1,15 +1,19 @@
-"""Does ``import tips_mmseg`` change mmengine or torch for code not ours?
+"""Does tips_mmseg change mmengine or torch for code not ours?
 
 Exercises, with mmengine and torch only, the behaviours a plugin could
 change for every user of the process, and prints one line per behaviour:
 
     python tools/check_plugin_hygiene.py             # plain mmengine/torch
     python tools/check_plugin_hygiene.py --plugin    # after import tips_mmseg
+    python tools/check_plugin_hygiene.py --enable    # and compat.enable()
 
 Result lines start with ``| `` (mmengine's own log lines come in between).
-The two outputs must be equal, except the lines marked ``[fix]``: resuming
-mmengine's own checkpoint under torch >= 2.6 (weights_only) is what the
-plugin is for. tests/test_utils/test_plugin_hygiene.py compares them.
+The three outputs must be equal: ``import tips_mmseg`` changes nothing, and
+the opt-in ``tips_mmseg.compat.enable()`` (what our tools call) acts only in
+CPU launches and on mmseg segmentation datasets, never here. (Resuming
+mmengine's own checkpoint under torch >= 2.6 fails in all three: a config
+opts in to CheckpointSafetyHook for that.)
+tests/test_utils/test_plugin_hygiene.py compares them.
 """
 import argparse
 import os
@@ -145,7 +149,7 @@ def check_loading(tmp, ckpt, out):
     allowed = [str(g) for g in torch.serialization.get_safe_globals()]
     out(f'torch safe globals: {len(allowed)}, of numpy/mmengine: '
         f'{[g for g in allowed if "numpy" in g or "mmengine" in g]}')
-    out('[fix] resume a mmengine checkpoint via mmengine: '
+    out('resume a mmengine checkpoint via mmengine: '
         f'{_error(lambda: _load_checkpoint(ckpt))}')
 
 
@@ -221,10 +225,16 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--plugin', action='store_true',
                         help='import tips_mmseg first')
+    parser.add_argument('--enable', action='store_true',
+                        help='import tips_mmseg and call '
+                        'tips_mmseg.compat.enable() first')
     args = parser.parse_args()
     os.umask(0o022)
-    if args.plugin:
+    if args.plugin or args.enable:
         import tips_mmseg  # noqa: F401
+    if args.enable:
+        import tips_mmseg.compat
+        tips_mmseg.compat.enable()
     lines = []
 
     def out(line):

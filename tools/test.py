@@ -1,4 +1,6 @@
-"""mmseg's tools/test.py (same arguments) with tips_mmseg imported first.
+"""mmseg's tools/test.py (same arguments) with tips_mmseg imported first,
+tips_mmseg.compat.enable() (CPU distributed launch, dataset path checks) and
+CheckpointSafetyHook added to configs that lack it (docs/compatibility.md).
 
     python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--cfg-options k=v ...] ...
     python tools/test.py CONFIG CHECKPOINT --shift-consistency [max_shift=16 num_shifts=3 ...]

@@ -1,4 +1,6 @@
-"""mmseg's tools/train.py (same arguments) with tips_mmseg imported first.
+"""mmseg's tools/train.py (same arguments) with tips_mmseg imported first,
+tips_mmseg.compat.enable() (CPU distributed launch, dataset path checks) and
+CheckpointSafetyHook added to configs that lack it (docs/compatibility.md).
 
     python tools/train.py CONFIG [--work-dir DIR] [--cfg-options k=v ...] ...
 """

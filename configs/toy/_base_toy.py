@@ -115,7 +115,12 @@ default_hooks = dict(
     checkpoint=dict(type='CheckpointHook', by_epoch=False,
                     interval=max_iters // 2, max_keep_ckpts=2),
     sampler_seed=dict(type='DistSamplerSeedHook'),
-    visualization=dict(type='SegVisualizationHook'))
+    visualization=dict(type='SegVisualizationHook'),
+    # Resume/load our checkpoints on torch >= 2.6 (weights_only) without
+    # trusting a file, resume past a damaged newest one, write atomically
+    # (docs/compatibility.md). A default hook, so custom_hooks of the
+    # variants leave it in place.
+    checkpoint_safety=dict(type='CheckpointSafetyHook'))
 randomness = dict(seed=0)
 # Shift consistency beside mIoU in every val/test run; shifts up to 4 px
 # (1/16 of the side, as 32 px at 512 px) cover every phase of the stride-8

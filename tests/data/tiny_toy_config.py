@@ -89,4 +89,5 @@ val_cfg = dict(type='ValLoop')
 test_cfg = dict(type='TestLoop')
 default_hooks = dict(
     logger=dict(type='LoggerHook', interval=1, log_metric_by_epoch=False),
-    checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=2))
+    checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=2),
+    checkpoint_safety=dict(type='CheckpointSafetyHook'))

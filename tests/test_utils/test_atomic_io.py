@@ -1,4 +1,5 @@
-"""Checkpoints are written then renamed; a killed run resumes."""
+"""Checkpoints are written then renamed; a killed run resumes
+(CheckpointSafetyHook, opt-in per config)."""
 import os
 import os.path as osp
 import re
@@ -13,8 +14,10 @@ import torch
 
 from tests.helpers import MMSEG_TOOLS, REPO_ROOT, TEST_DATA
 from tips_mmseg.datasets import write_toy_dataset
-from tips_mmseg.utils import (atomic_write, find_latest_checkpoint,
-                              load_from_local_safely)
+from tips_mmseg.engine import CheckpointSafetyHook
+from tips_mmseg.utils import (AtomicLocalBackend, atomic_write,
+                              find_latest_checkpoint, load_from_local_safely,
+                              register_atomic_backend)
 
 
 def test_failed_write_leaves_the_old_file_and_no_debris(tmp_path,
@@ -32,15 +35,25 @@ def test_failed_write_leaves_the_old_file_and_no_debris(tmp_path,
     assert os.listdir(tmp_path) == ['iter_2.pth']
 
 
-def test_mmengine_checkpoint_writes_go_through_a_rename(tmp_path,
-                                                        monkeypatch):
-    renames = []
+@pytest.fixture
+def renames(monkeypatch):
+    """Targets of os.replace calls."""
+    seen = []
     real_replace = os.replace
     monkeypatch.setattr(
-        os, 'replace', lambda a, b: (renames.append(b), real_replace(a, b)))
+        os, 'replace', lambda a, b: (seen.append(str(b)), real_replace(a, b)))
+    return seen
+
+
+def test_the_atomic_backend_writes_through_a_rename(tmp_path, renames):
     from mmengine.runner import save_checkpoint
-    save_checkpoint({'state_dict': {}}, str(tmp_path / 'iter_1.pth'))
+    save_checkpoint({'state_dict': {}}, str(tmp_path / 'plain.pth'))
+    assert renames == []  # mmengine's own backend, as without tips_mmseg
+    save_checkpoint({'state_dict': {}}, str(tmp_path / 'iter_1.pth'),
+                    backend_args=dict(backend=register_atomic_backend()))
     assert renames == [str(tmp_path / 'iter_1.pth')]
+    assert 'state_dict' in load_from_local_safely(str(tmp_path /
+                                                      'iter_1.pth'))
 
 
 @pytest.mark.parametrize('pointer', [None, '', 'gone.pth'])
@@ -119,8 +132,7 @@ def _mode(path):
 
 def test_new_files_follow_the_umask_and_old_ones_keep_their_mode(
         tmp_path, umask_022):
-    from mmengine.fileio import LocalBackend
-    LocalBackend().put(b'x', tmp_path / 'sub' / 'iter_1.pth')
+    AtomicLocalBackend().put(b'x', tmp_path / 'sub' / 'iter_1.pth')
     assert _mode(tmp_path / 'sub' / 'iter_1.pth') == 0o644  # as open() does
     os.umask(0o077)
     atomic_write('y', str(tmp_path / 'private.txt'))
@@ -128,18 +140,17 @@ def test_new_files_follow_the_umask_and_old_ones_keep_their_mode(
     shared = tmp_path / 'shared.pth'
     shared.write_bytes(b'old')
     os.chmod(shared, 0o664)
-    LocalBackend().put(b'new', shared)
+    AtomicLocalBackend().put(b'new', shared)
     assert _mode(shared) == 0o664 and shared.read_bytes() == b'new'
 
 
 def test_a_symlink_is_written_through_and_hard_links_stay_linked(tmp_path):
-    from mmengine.fileio import LocalBackend
     target = tmp_path / 'real' / 'last_checkpoint'
     target.parent.mkdir()
     target.write_text('old')
     link = tmp_path / 'last_checkpoint'
     link.symlink_to(target)
-    LocalBackend().put_text('new', link)
+    AtomicLocalBackend().put_text('new', link)
     assert link.is_symlink() and target.read_text() == 'new'
     twin = tmp_path / 'twin.pth'
     os.link(target, twin)
@@ -153,7 +164,7 @@ def test_a_remote_pointer_is_honoured(tmp_path):
     assert find_latest_checkpoint(str(tmp_path)) == \
         's3://bucket/run/iter_8.pth'
     from mmengine.runner import runner
-    assert runner.find_latest_checkpoint is find_latest_checkpoint
+    assert runner.find_latest_checkpoint is not find_latest_checkpoint
 
 
 def _truncate(path):
@@ -185,3 +196,68 @@ def test_resume_with_no_loadable_checkpoint_is_an_error(tmp_path):
                        r'loads: .*iter_2.pth \(the file is empty\)'):
         find_latest_checkpoint(str(tmp_path))
 
+
+
+def _runner(work_dir, max_iters, hooks=True, **kwargs):
+    """A real mmengine Runner of a one-weight model, a checkpoint every
+    iteration; with CheckpointSafetyHook as a config would add it."""
+    from mmengine.model import BaseModel
+    from mmengine.runner import Runner
+
+    class Model(BaseModel):
+
+        def __init__(self):
+            super().__init__()
+            self.linear = torch.nn.Linear(1, 1)
+
+        def forward(self, inputs, labels=None, mode='tensor'):
+            loss = (self.linear(inputs) ** 2).mean()
+            return dict(loss=loss) if mode == 'loss' else [loss]
+
+    default_hooks = dict(checkpoint=dict(
+        type='CheckpointHook', interval=1, by_epoch=False))
+    if hooks:
+        default_hooks['checkpoint_safety'] = dict(type='CheckpointSafetyHook')
+    return Runner(
+        model=Model(), work_dir=str(work_dir),
+        train_dataloader=dict(dataset=[dict(inputs=torch.ones(1))] * 4,
+                              batch_size=2,
+                              sampler=dict(type='InfiniteSampler'),
+                              collate_fn=dict(type='default_collate')),
+        optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.01)),
+        train_cfg=dict(by_epoch=False, max_iters=max_iters),
+        default_hooks=default_hooks, default_scope='mmseg',
+        log_level='WARNING', experiment_name=f'run{max_iters}{hooks}',
+        **kwargs)
+
+
+def test_the_hook_makes_checkpoint_hook_write_atomically(tmp_path, renames):
+    runner = _runner(tmp_path, max_iters=2)
+    assert any(isinstance(h, CheckpointSafetyHook) for h in runner.hooks)
+    runner.train()
+    assert [osp.basename(p) for p in renames] == ['iter_1.pth', 'iter_2.pth']
+    renames.clear()
+    _runner(tmp_path / 'plain', max_iters=1, hooks=False).train()
+    assert renames == []  # a runner without the hook: mmengine's writes
+
+
+def test_the_hook_resumes_past_a_damaged_newest_checkpoint(tmp_path):
+    _runner(tmp_path, max_iters=3).train()
+    _truncate(tmp_path / 'iter_3.pth')  # last_checkpoint names it
+    runner = _runner(tmp_path, max_iters=4, resume=True)
+    runner.train()
+    assert runner._load_from == 'tips-local://' + str(tmp_path / 'iter_2.pth')
+    assert runner.iter == 4
+    assert 'state_dict' in load_from_local_safely(str(tmp_path /
+                                                      'iter_4.pth'))
+
+
+def test_without_the_hook_mmengine_cannot_resume_its_checkpoint(tmp_path):
+    """What the hook is for (torch >= 2.6 loads with weights_only=True)."""
+    import pickle
+    _runner(tmp_path, max_iters=1, hooks=False).train()
+    with pytest.raises(pickle.UnpicklingError, match='weights_only'):
+        _runner(tmp_path, max_iters=2, hooks=False, resume=True).train()
+    runner = _runner(tmp_path, max_iters=2, resume=True)
+    runner.train()
+    assert runner.iter == 2

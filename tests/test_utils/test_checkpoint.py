@@ -1,4 +1,6 @@
-"""Checkpoints resume on torch >= 2.6 without ever running code from a file."""
+"""Checkpoints resume on torch >= 2.6 without ever running code from a file
+(``tips-local://`` loader; CheckpointSafetyHook routes a runner's loads
+through it)."""
 import os
 import os.path as osp
 import shutil
@@ -10,8 +12,10 @@ from mmengine.runner.checkpoint import _load_checkpoint
 
 from tests.helpers import MMSEG_TOOLS, REPO_ROOT, TEST_DATA, run_python
 from tips_mmseg.datasets import write_toy_dataset
-from tips_mmseg.utils import (TRUSTED_ENV, UntrustedCheckpointError,
-                              load_from_local_safely, trust_checkpoint)
+from tips_mmseg.utils import (SAFE_SCHEME, TRUSTED_ENV,
+                              UntrustedCheckpointError,
+                              load_from_local_safely, safe_checkpoint_path,
+                              trust_checkpoint)
 from tips_mmseg.utils import checkpoint as checkpoint_module
 
 
@@ -36,12 +40,12 @@ def evil_checkpoint(tmp_path):
 def test_evil_checkpoint_is_refused_and_runs_nothing(evil_checkpoint):
     path, marker = evil_checkpoint
     with pytest.raises(UntrustedCheckpointError) as info:
-        _load_checkpoint(str(path))
+        _load_checkpoint(safe_checkpoint_path(path))
     message = str(info.value)
     assert 'system' in message and TRUSTED_ENV in message
     assert 'trust_checkpoint' in message
     with pytest.raises(UntrustedCheckpointError):
-        load_checkpoint(torch.nn.Linear(1, 1), str(path))
+        load_checkpoint(torch.nn.Linear(1, 1), safe_checkpoint_path(path))
     assert not marker.exists()
 
 
@@ -119,7 +123,7 @@ def test_a_refusal_is_the_unpickling_error_callers_catch(evil_checkpoint):
     import pickle
     path, marker = evil_checkpoint
     try:
-        _load_checkpoint(str(path))
+        _load_checkpoint(safe_checkpoint_path(path))
     except pickle.UnpicklingError as err:  # what torch raises without us
         assert isinstance(err, UntrustedCheckpointError)
     else:
@@ -127,11 +131,29 @@ def test_a_refusal_is_the_unpickling_error_callers_catch(evil_checkpoint):
     assert not marker.exists()
 
 
-def test_local_loader_keeps_mmengine_s_name():
+def test_only_the_added_prefix_gets_our_loader():
+    from mmengine.runner import checkpoint as mmengine_checkpoint
     from mmengine.runner.checkpoint import CheckpointLoader
+    assert safe_checkpoint_path('/x/y.pth') == SAFE_SCHEME + '/x/y.pth'
+    assert CheckpointLoader._get_checkpoint_loader(
+        SAFE_SCHEME + '/x/y.pth') is checkpoint_module.load_from_tips_local
     for name in ('a.pth', '/x/y.pth', ' s3://x.pth', 'lol://x.pth'):
         assert CheckpointLoader._get_checkpoint_loader(
-            name).__name__ == 'load_from_local'
+            name) is mmengine_checkpoint.load_from_local
+    # URLs and remote paths are left to mmengine's loaders
+    for url in ('https://x/y.pth', 's3://b/y.pth', 'open-mmlab://resnet'):
+        assert safe_checkpoint_path(url) == url
+
+
+def test_plain_mmengine_loading_is_torch_s(evil_checkpoint):
+    """Without the prefix mmengine loads as it always does: torch refuses
+    the file (weights_only), with torch's error, not ours."""
+    import pickle
+    path, marker = evil_checkpoint
+    with pytest.raises(pickle.UnpicklingError) as info:
+        _load_checkpoint(str(path))
+    assert not isinstance(info.value, UntrustedCheckpointError)
+    assert not marker.exists()
 
 
 def test_allow_list_is_confined_to_loads_through_mmengine(tmp_path):
@@ -143,7 +165,8 @@ def test_allow_list_is_confined_to_loads_through_mmengine(tmp_path):
     assert not any('numpy' in str(g) or 'mmengine' in str(g) for g in before)
     with pytest.raises(pickle.UnpicklingError):  # torch's rule elsewhere
         torch.load(path, weights_only=True)
-    assert (_load_checkpoint(str(path))['a'] == np.arange(3)).all()
+    assert (_load_checkpoint(safe_checkpoint_path(path))['a'] ==
+            np.arange(3)).all()
     # Ours are lifted again; nothing the process had is lost. (torch may
     # register its own types meanwhile, e.g. when torch.distributed.tensor
     # is first imported, so this is no list equality.)
@@ -159,7 +182,7 @@ def test_a_load_keeps_globals_the_user_allowed(tmp_path):
     mine = checkpoint_module.safe_checkpoint_globals()
     torch.serialization.add_safe_globals(mine)
     try:
-        _load_checkpoint(str(path))
+        _load_checkpoint(safe_checkpoint_path(path))
         # still allowed after our per-load allow-list was lifted
         assert (torch.load(path, weights_only=True)['a'] ==
                 np.arange(3)).all()
@@ -192,7 +215,7 @@ def test_a_bad_file_is_reported_with_its_path(tmp_path, kind):
         except Exception as err:
             torch_error = type(err)
     with pytest.raises(checkpoint_module.CorruptCheckpointError) as info:
-        load_checkpoint(torch.nn.Linear(1, 1), str(path))
+        load_checkpoint(torch.nn.Linear(1, 1), safe_checkpoint_path(path))
     assert str(path) in str(info.value)
     assert 'does not load' in str(info.value)
     assert isinstance(info.value, torch_error)  # callers' except still works

@@ -1,5 +1,6 @@
 """Distributed training and evaluation on CPU (gloo), SyncBN configs, DDP
-safety of TIPS and LPS."""
+safety of TIPS and LPS. The CPU launch fixes are opt-in
+(tips_mmseg.compat.enable(), which our tools call)."""
 import json
 import os.path as osp
 import socket
@@ -17,11 +18,12 @@ from mmengine.runner import Runner
 from mmseg.registry import MODELS
 
 from tests.dist_toys import write_syncbn_toy_config
+from tests.helpers import enable_compat
 from tests.test_models.test_regularized_segmentor import BN, batch
 from tips_mmseg.models.regularization import tips_layers
-from tips_mmseg.utils import (has_sync_batchnorm,
-                              install_cpu_distributed_support)
+from tips_mmseg.utils import has_sync_batchnorm
 from tips_mmseg.utils.dist_compat import _cpu_init_dist
+
 
 def test_launchers_skip_cuda_set_device_and_use_gloo_for_nccl():
     seen = {}
@@ -39,7 +41,14 @@ def test_launchers_skip_cuda_set_device_and_use_gloo_for_nccl():
 def test_the_cpu_or_gpu_choice_is_made_at_launch(monkeypatch):
     """With CUDA available when the launcher runs (not at import), mmengine's
     own launcher runs unchanged: set_device, and the backend asked for."""
-    assert install_cpu_distributed_support() is True  # idempotent
+    import mmengine.dist.utils as dist_utils
+    mmengine_launcher = dist_utils._init_dist_pytorch
+    assert enable_compat(monkeypatch, dataset_checks=False) == [
+        'cpu_distributed']
+    assert dist_utils._init_dist_pytorch is not mmengine_launcher
+    from tips_mmseg import compat
+    compat.enable(dataset_checks=False)  # idempotent: wrapped once
+    assert dist_utils._init_dist_pytorch.__wrapped__ is mmengine_launcher
     calls = []
 
     def init(backend, **kwargs):  # stands for mmengine's _init_dist_pytorch
@@ -53,7 +62,6 @@ def test_the_cpu_or_gpu_choice_is_made_at_launch(monkeypatch):
     wrapped('nccl')
     assert calls == ['set_device(0)', 'nccl']
     # and the installed wrapper of mmengine's real launcher does the same
-    import mmengine.dist.utils as dist_utils
     monkeypatch.setattr(torch_dist, 'init_process_group',
                         lambda backend=None, **kw: calls.append(backend))
     monkeypatch.setenv('RANK', '0')
@@ -126,6 +134,8 @@ def small_segmentor_cfg(down):
 
 def _ddp_worker(rank, world_size, port, out_dir):
     """Train TIPS and LPS segmentors under DDP, then record what they pick."""
+    from tips_mmseg import compat
+    compat.enable()  # DDP with device_ids on CPU, as the Runner passes them
     torch.set_num_threads(1)
     init_default_scope('mmseg')
     torch_dist.init_process_group(

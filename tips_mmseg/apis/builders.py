@@ -17,6 +17,7 @@ from mmengine.runner import Runner, load_checkpoint
 from mmseg.registry import MODELS
 
 from ..datasets.label_checks import add_label_checks, check_num_classes
+from ..utils.checkpoint import safe_checkpoint_path
 
 
 def build_segmentor(cfg: Config,
@@ -25,8 +26,9 @@ def build_segmentor(cfg: Config,
     """Build ``cfg.model`` in eval mode, with trained weights if given.
 
     SyncBN is reverted to BN, as mmengine's Runner does without a launcher,
-    since SyncBN cannot run outside a process group. Checkpoints load through
-    mmengine, i.e. through tips-mmseg's safe loader.
+    since SyncBN cannot run outside a process group. A local checkpoint loads
+    through mmengine with tips-mmseg's safe loader (``tips-local://``, see
+    :func:`~tips_mmseg.utils.safe_checkpoint_path`).
 
     Args:
         cfg (Config): mmseg config with ``model``.
@@ -42,7 +44,8 @@ def build_segmentor(cfg: Config,
     init_default_scope(cfg.get('default_scope', 'mmseg'))
     model = revert_sync_batchnorm(MODELS.build(copy.deepcopy(cfg.model)))
     if checkpoint:
-        load_checkpoint(model, checkpoint, map_location='cpu')
+        load_checkpoint(model, safe_checkpoint_path(checkpoint),
+                        map_location='cpu')
     else:
         # init_weights logs one INFO entry per parameter: keep warnings only.
         logger = MMLogger.get_current_instance()

@@ -13,5 +13,3 @@ __all__ = [
     'install_dataset_checks', 'CheckSegLabels', 'ConfigCheckError',
     'add_label_checks', 'check_num_classes', 'with_label_checks'
 ]
-
-install_dataset_checks()  # clear errors for missing/empty data, any dataset

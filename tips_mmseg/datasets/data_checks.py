@@ -3,7 +3,8 @@
 Without them mmseg says ``AssertionError: Failed to load `ann_file` ...`` for
 a missing folder and ``ValueError: need at least one array to concatenate``
 (from mmengine's data serialization) for an empty split.
-:func:`install_dataset_checks` (run on ``import tips_mmseg``) makes mmengine's
+:func:`install_dataset_checks` (opt-in: ``tips_mmseg.compat.enable()``, which
+our tools call; not run on ``import tips_mmseg``) makes mmengine's
 ``Runner.build_dataloader``, through which every train/val/test dataloader of
 a Runner is built, check the paths of the dataset config first and name the
 path and the fix. Only mmseg segmentation datasets (``BaseSegDataset`` and

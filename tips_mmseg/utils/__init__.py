@@ -1,25 +1,25 @@
-from .atomic_io import (atomic_write, find_latest_checkpoint,
-                        install_atomic_checkpointing)
-from .checkpoint import (TRUSTED_ENV, CorruptCheckpointError,
+# Importing this package changes nothing in mmengine, mmseg or torch: the
+# compatibility fixes are opt-in (docs/compatibility.md, tips_mmseg.compat).
+from .atomic_io import (ATOMIC_BACKEND, AtomicLocalBackend, atomic_write,
+                        find_latest_checkpoint, register_atomic_backend)
+from .checkpoint import (SAFE_SCHEME, TRUSTED_ENV, CorruptCheckpointError,
+                         UntrustedCheckpointError,
                          allow_checkpoint_globals_everywhere,
-                         UntrustedCheckpointError, checkpoint_problem,
-                         install_safe_checkpoint_loading, is_trusted,
-                         load_from_local_safely, trust_checkpoint)
+                         checkpoint_problem, is_trusted,
+                         load_from_local_safely, register_safe_loader,
+                         safe_checkpoint_path, trust_checkpoint)
 from .dist_compat import (has_sync_batchnorm,
                           install_cpu_distributed_support)
 from .friendly_errors import check_amp_available, explain_errors
 from .shift_ops import SHIFT_MODES, check_shift, shift_image
 
-install_safe_checkpoint_loading()
-install_atomic_checkpointing()
-install_cpu_distributed_support()  # acts only in processes without CUDA
-
 __all__ = [
-    'atomic_write', 'find_latest_checkpoint', 'install_atomic_checkpointing',
-    'shift_image', 'check_shift', 'SHIFT_MODES', 'TRUSTED_ENV', 'UntrustedCheckpointError',
-    'install_safe_checkpoint_loading', 'is_trusted', 'load_from_local_safely',
-    'CorruptCheckpointError', 'checkpoint_problem',
-    'allow_checkpoint_globals_everywhere',
+    'ATOMIC_BACKEND', 'AtomicLocalBackend', 'atomic_write',
+    'find_latest_checkpoint', 'register_atomic_backend', 'shift_image',
+    'check_shift', 'SHIFT_MODES', 'SAFE_SCHEME', 'TRUSTED_ENV',
+    'UntrustedCheckpointError', 'is_trusted', 'load_from_local_safely',
+    'register_safe_loader', 'safe_checkpoint_path', 'CorruptCheckpointError',
+    'checkpoint_problem', 'allow_checkpoint_globals_everywhere',
     'trust_checkpoint', 'has_sync_batchnorm',
     'install_cpu_distributed_support', 'check_amp_available',
     'explain_errors'

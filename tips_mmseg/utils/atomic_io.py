@@ -5,7 +5,10 @@ mmengine writes checkpoints in place (``LocalBackend.put``) and the
 (SIGKILL, OOM, pre-emption) in the middle leaves a truncated ``.pth`` or an
 empty pointer, and ``--resume`` then fails or silently starts from scratch.
 
-Here local writes go to a temporary file in the same folder, are flushed to
+Here (:class:`AtomicLocalBackend`, a file backend registered in mmengine's
+``fileio`` under the name ``'tips_atomic_local'`` when
+:func:`register_atomic_backend` is called, e.g. by ``CheckpointSafetyHook``)
+local writes go to a temporary file in the same folder, are flushed to
 disk, and replace the target with ``os.replace`` (atomic on POSIX and
 Windows), so a reader sees the old file or the new one, never a part.
 Everything else stays as mmengine does it: a new file gets the mode the
@@ -16,7 +19,13 @@ other hard links or another owner is written in place as before.
 Resuming (:func:`find_latest_checkpoint`) honours the ``last_checkpoint``
 pointer as mmengine does (a remote path is returned as it is), and falls
 back past a missing, stale or corrupt local checkpoint to the newest one
-that loads, saying so.
+that loads, saying so. (mmengine writes the pointer itself with a plain
+``open``; an interrupted write of it is one of the cases the fallback
+handles.)
+
+Nothing here changes mmengine: the backend is an added name, and
+``find_latest_checkpoint`` is used by ``CheckpointSafetyHook`` for the
+runner that has it.
 """
 import os
 import os.path as osp
@@ -24,11 +33,13 @@ import re
 import uuid
 from typing import List, Optional, Union
 
-from mmengine.fileio.backends import LocalBackend
+from mmengine.fileio.backends import LocalBackend, register_backend
 from mmengine.logging import print_log
 
 _CHECKPOINT_NAME = re.compile(r'^(iter|epoch)_(\d+)\.pth$')
-_PATCHED = '_tips_mmseg_atomic'
+#: Name of :class:`AtomicLocalBackend` in mmengine's file backends, for
+#: ``backend_args=dict(backend=ATOMIC_BACKEND)``.
+ATOMIC_BACKEND = 'tips_atomic_local'
 
 
 def _write_in_place(path: str) -> bool:
@@ -87,12 +98,29 @@ def atomic_write(data: Union[bytes, str], filepath: str,
         raise
 
 
-def _atomic_put(self, obj: bytes, filepath) -> None:
-    atomic_write(obj, str(filepath))
+class AtomicLocalBackend(LocalBackend):
+    """mmengine's ``LocalBackend`` whose writes go through
+    :func:`atomic_write` (reads, listing and removal are mmengine's)."""
+
+    def put(self, obj: bytes, filepath) -> None:
+        atomic_write(obj, str(filepath))
+
+    def put_text(self, obj: str, filepath, encoding: str = 'utf-8') -> None:
+        atomic_write(obj, str(filepath), encoding)
 
 
-def _atomic_put_text(self, obj: str, filepath, encoding: str = 'utf-8'):
-    atomic_write(obj, str(filepath), encoding)
+def register_atomic_backend() -> str:
+    """Add :class:`AtomicLocalBackend` to mmengine's file backends under
+    :data:`ATOMIC_BACKEND` (idempotent; a new name, no prefix: the backend
+    of every existing path stays mmengine's).
+
+    Returns:
+        str: The name to put in ``backend_args=dict(backend=...)``.
+    """
+    from mmengine.fileio.backends.registry_utils import backends
+    if backends.get(ATOMIC_BACKEND) is not AtomicLocalBackend:
+        register_backend(ATOMIC_BACKEND, AtomicLocalBackend, force=True)
+    return ATOMIC_BACKEND
 
 
 def _is_remote(path: str) -> bool:
@@ -168,43 +196,3 @@ def find_latest_checkpoint(path: str) -> Optional[str]:
         print_log(f'last_checkpoint {why}; resuming from the newest '
                   f'complete checkpoint {candidate}.', logger='current')
     return candidate
-
-
-class _AtomicLastCheckpointFile:
-    """``open`` stand-in for CheckpointHook: writes of the pointer file go
-    through :func:`atomic_write`; everything else is the builtin ``open``."""
-
-    def __call__(self, file, mode='r', *args, **kwargs):
-        if mode == 'w' and osp.basename(str(file)) == 'last_checkpoint':
-            return _AtomicTextWriter(str(file))
-        return open(file, mode, *args, **kwargs)
-
-
-class _AtomicTextWriter:
-
-    def __init__(self, path: str):
-        self.path, self.parts = path, []
-
-    def write(self, text: str):
-        self.parts.append(text)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, exc_type, *exc_info):
-        if exc_type is None:
-            atomic_write(''.join(self.parts), self.path)
-
-
-def install_atomic_checkpointing():
-    """Make mmengine's local checkpoint writes atomic (idempotent)."""
-    from mmengine.hooks import checkpoint_hook
-    from mmengine.runner import runner
-    if getattr(LocalBackend.put, _PATCHED, False):
-        return
-    for fn in (_atomic_put, _atomic_put_text):
-        setattr(fn, _PATCHED, True)
-    LocalBackend.put = _atomic_put
-    LocalBackend.put_text = _atomic_put_text
-    checkpoint_hook.open = _AtomicLastCheckpointFile()
-    runner.find_latest_checkpoint = find_latest_checkpoint

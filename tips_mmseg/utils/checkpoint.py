@@ -6,14 +6,17 @@ it loads. mmengine 0.10.7 cannot resume or ``load_from`` its own checkpoints
 under that rule: they hold a few harmless non-tensor objects (the message
 hub's ``HistoryBuffer``, numpy arrays, dtypes and scalars from metrics).
 
-The design (see the README, "Checkpoint safety"):
+The design (docs/compatibility.md, "Checkpoint loading"):
 
-* mmengine's loader of local files (``CheckpointLoader`` scheme ``''``,
-  still named ``load_from_local``) loads with ``weights_only=True`` and the
+* :func:`load_from_local_safely` loads with ``weights_only=True`` and the
   harmless types mmengine/mmseg write allowed *for that load only*
   (``torch.serialization.safe_globals``): ``torch.load`` elsewhere in the
   process keeps torch's own allow-list. Our own runs resume; nothing can
-  execute.
+  execute. mmengine reaches it through the checkpoint scheme
+  ``tips-local://`` (:func:`safe_checkpoint_path` prefixes a local path and
+  registers the scheme on first use; ``CheckpointSafetyHook`` does that for
+  a runner's ``load_from`` / resume). mmengine's own loader of plain paths
+  is left as it is.
 * A file that needs any other global is refused with
   :class:`UntrustedCheckpointError`, a ``pickle.UnpicklingError`` as torch
   raises for it, which names the globals and how to opt in. We do not turn on
@@ -27,7 +30,6 @@ The design (see the README, "Checkpoint safety"):
   the path (an instance of the type torch raised as well, so existing
   ``except`` clauses still catch it).
 """
-import functools
 import os
 import os.path as osp
 import pickle
@@ -36,12 +38,12 @@ from typing import Dict, List, Optional, Set
 
 import numpy as np
 import torch
-from mmengine.runner import checkpoint as mmengine_checkpoint
 from mmengine.runner.checkpoint import CheckpointLoader
 
 TRUSTED_ENV = 'TIPS_MMSEG_TRUSTED_CHECKPOINTS'
+#: Prefix of the checkpoint scheme that loads a local file by these rules.
+SAFE_SCHEME = 'tips-local://'
 _trusted_paths: Set[str] = set()
-_PATCHED = '_tips_mmseg_safe_loader'
 # torch.save's legacy (non-zip) format starts with a pickled magic number.
 _LEGACY_MAGIC = b'\x80\x02\x8a\x0a'
 
@@ -283,23 +285,43 @@ def load_from_local_safely(filename: str, map_location=None):
             'checkpoint that loads).', error) from error
 
 
-@functools.wraps(mmengine_checkpoint.load_from_local)
-def load_from_local(filename, map_location=None):
-    # mmengine's name, so its log says 'local backend' and code that looks
-    # the scheme's loader up by name finds it.
-    return load_from_local_safely(filename, map_location)
+def load_from_tips_local(filename: str, map_location=None):
+    """mmengine ``CheckpointLoader`` entry for ``tips-local://PATH``:
+    :func:`load_from_local_safely` of PATH. (mmengine logs the name after
+    ``load_from_``: "by tips_local backend".)"""
+    return load_from_local_safely(filename[len(SAFE_SCHEME):], map_location)
 
 
-setattr(load_from_local, _PATCHED, True)
-
-
-def install_safe_checkpoint_loading():
-    """Route mmengine's loading of local files through
-    :func:`load_from_local_safely` (idempotent)."""
-    current = CheckpointLoader._get_checkpoint_loader('local.pth')
-    if not getattr(current, _PATCHED, False):
+def register_safe_loader():
+    """Add the ``tips-local://`` scheme to mmengine's ``CheckpointLoader``
+    (idempotent). Only that prefix is added: paths without it keep
+    mmengine's loaders."""
+    probe = SAFE_SCHEME + 'probe.pth'
+    if CheckpointLoader._get_checkpoint_loader(probe) is not \
+            load_from_tips_local:
         CheckpointLoader.register_scheme(
-            prefixes='', loader=load_from_local, force=True)
+            prefixes=SAFE_SCHEME, loader=load_from_tips_local, force=True)
+
+
+def safe_checkpoint_path(filename: str) -> str:
+    """``filename`` in the form mmengine loads with
+    :func:`load_from_local_safely` (``tips-local://`` + the path), for
+    ``load_checkpoint``, ``Runner.load_checkpoint`` or a ``load_from``.
+
+    A URL or remote path (anything with ``://``) is returned unchanged, as
+    mmengine's loader for it decides. Registers the scheme on first use.
+
+    Args:
+        filename (str): Path of a checkpoint.
+
+    Returns:
+        str: The path to hand to mmengine.
+    """
+    filename = str(filename)
+    if '://' in filename:
+        return filename
+    register_safe_loader()
+    return SAFE_SCHEME + filename
 
 
 def allow_checkpoint_globals_everywhere():

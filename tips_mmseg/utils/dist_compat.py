@@ -12,10 +12,13 @@ mmengine 0.10.7 assumes GPUs once a launcher is given:
   ``SyncBatchNorm`` cannot train on CPU tensors ("SyncBatchNorm expected
   input tensor to be on GPU"), and mmseg's base configs all use SyncBN.
 
-:func:`install_cpu_distributed_support` (run on ``import tips_mmseg``) wraps
-the three; each wrapper decides when it is called - at launch, not at
-import - whether the process runs on CPU: with CUDA available (or a model on
-a GPU) mmengine's own code runs unchanged (real SyncBN, NCCL, ``device_ids``).
+:func:`install_cpu_distributed_support` wraps the three. It is opt-in and
+process-wide: ``tips_mmseg.compat.enable()`` calls it, and our
+``tools/train.py`` / ``tools/test.py`` (so ``tools/dist_train.sh``) call
+that; ``import tips_mmseg`` does not. Each wrapper decides when it is called
+- at launch, not when installed - whether the process runs on CPU: with CUDA
+available (or a model on a GPU) mmengine's own code runs unchanged (real
+SyncBN, NCCL, ``device_ids``).
 """
 import functools
 import logging

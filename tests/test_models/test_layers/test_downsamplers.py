@@ -33,7 +33,8 @@ def test_shapes_for_random_sizes(name, n, c, h, w):
 
 @pytest.mark.parametrize('name', DOWNSAMPLE_LAYERS)
 def test_registry_build_and_factory_agree(name):
-    from_registry = MODELS.build(dict(type=name, channels=6))
+    # mmseg's MODELS reaches our child registry by its scope prefix.
+    from_registry = MODELS.build(dict(type=f'tips_mmseg.{name}', channels=6))
     from_factory = build_downsample(dict(type=name), 6)
     assert type(from_registry) is type(from_factory)
     assert from_factory.channels == 6

@@ -3,12 +3,12 @@ from typing import Optional
 
 import torch
 
-from mmseg.registry import MODELS
+from ...registry import DOWNSAMPLERS
 from .base import PolyphaseDownsample, one_hot_weights
 from .polyphase import polyphase_view
 
 
-@MODELS.register_module()
+@DOWNSAMPLERS.register_module()
 class APS(PolyphaseDownsample):
     """Keep the polyphase component of largest l_p norm, per sample.
 

@@ -5,14 +5,14 @@ import torch
 import torch.nn.functional as F
 from mmengine.model import BaseModule
 
-from mmseg.registry import MODELS
+from ...registry import DOWNSAMPLERS
 from .base import check_input
 from .binomial import binomial_kernel
 from .padded_conv import padded_conv2d
 from .polyphase import check_stride, pad_index, shape_hw, tracing
 
 
-@MODELS.register_module()
+@DOWNSAMPLERS.register_module()
 class BlurPool(BaseModule):
     """Depthwise binomial blur, then subsampling by ``stride`` (2).
 

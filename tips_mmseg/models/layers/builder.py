@@ -1,13 +1,15 @@
-"""One factory for every downsampling layer."""
+"""One factory for every downsampling layer (tips_mmseg.registry's
+``DOWNSAMPLERS``)."""
 from typing import Optional, Union
 
 import torch.nn as nn
 
-from mmseg.registry import MODELS
+from ...registry import DOWNSAMPLERS
 from .base import PolyphaseDownsample
 from .polyphase import check_stride
 
-#: Layers ``build_downsample`` accepts (their registry names).
+#: The downsamplers of tips_mmseg (``DOWNSAMPLERS`` also holds
+#: ``PolyphaseFollower`` and whatever users register there).
 DOWNSAMPLE_LAYERS = ('TIPS', 'BlurPool', 'APS', 'LPS')
 
 
@@ -18,8 +20,11 @@ def build_downsample(cfg: Optional[Union[dict, str]],
 
     Args:
         cfg (dict | str | None): ``dict(type='TIPS', ...)``, a bare name like
-            ``'TIPS'``, or None (no layer: plain strided subsampling). Any
-            polyphase layer (TIPS, APS, LPS) takes ``odd_padding`` here.
+            ``'TIPS'``, or None (no layer: plain strided subsampling). The
+            type is looked up in ``DOWNSAMPLERS`` only (not in mmseg's
+            ``MODELS``): our layers, or yours registered there. The layer
+            gets ``channels`` and ``stride``. Any polyphase layer (TIPS,
+            APS, LPS) takes ``odd_padding`` here.
         channels (int): Channels of the maps it will downsample.
         stride (int, optional): Downsampling factor of the place it goes
             to, passed to the layer (a cfg that says another stride is an
@@ -36,10 +41,7 @@ def build_downsample(cfg: Optional[Union[dict, str]],
         raise TypeError(f'downsample cfg must be a dict with a "type" key, '
                         f'a layer name or None, got {cfg!r}.')
     layer_type = cfg['type']
-    if layer_type not in DOWNSAMPLE_LAYERS:
-        raise KeyError(f'Unknown downsampling layer {layer_type!r}; choose '
-                       f'one of {DOWNSAMPLE_LAYERS} (or None for plain '
-                       'strided subsampling).')
+    layer_cls = _registered(layer_type)
     cfg = dict(cfg)
     if 'channels' in cfg and cfg['channels'] != channels:
         raise ValueError(f'{layer_type} cfg says channels={cfg["channels"]} '
@@ -52,9 +54,31 @@ def build_downsample(cfg: Optional[Union[dict, str]],
                              f'but it is placed where the stride is {stride}; '
                              'drop stride from the cfg.')
         cfg['stride'] = stride
-    if 'odd_padding' in cfg and not issubclass(
-            MODELS.get(layer_type), PolyphaseDownsample):
+    if 'odd_padding' in cfg and not issubclass(layer_cls, PolyphaseDownsample):
         raise ValueError(
             f'{layer_type} has no odd_padding (only the polyphase layers '
             "TIPS, APS, LPS do); BlurPool pads by its 'pad_mode'.")
-    return MODELS.build(cfg)
+    # _scope_: inside a Runner the default scope is 'mmseg', and mmengine
+    # would build from mmseg's MODELS, which does not hold our names.
+    cfg['_scope_'] = DOWNSAMPLERS.scope
+    return DOWNSAMPLERS.build(cfg)
+
+
+def _registered(layer_type) -> type:
+    """The class ``layer_type`` names in ``DOWNSAMPLERS`` (a class is taken
+    as it is)."""
+    if isinstance(layer_type, type):
+        return layer_type
+    name = str(layer_type)
+    prefix = DOWNSAMPLERS.scope + '.'
+    if name.startswith(prefix):
+        name = name[len(prefix):]
+    DOWNSAMPLERS.import_from_location()
+    if name not in DOWNSAMPLERS.module_dict:
+        raise KeyError(
+            f'Unknown downsampling layer {layer_type!r}; choose one of '
+            f'{DOWNSAMPLE_LAYERS} (or None for plain strided subsampling), '
+            'or register a layer of your own with '
+            'tips_mmseg.registry.DOWNSAMPLERS.register_module() (registered '
+            f'there now: {sorted(DOWNSAMPLERS.module_dict)}).')
+    return DOWNSAMPLERS.module_dict[name]

@@ -3,11 +3,11 @@ from typing import Optional
 
 import torch
 
-from mmseg.registry import MODELS
+from ...registry import DOWNSAMPLERS
 from .base import PolyphaseDownsample
 
 
-@MODELS.register_module()
+@DOWNSAMPLERS.register_module()
 class PolyphaseFollower(PolyphaseDownsample):
     """Keep the component(s) another polyphase layer chose.
 

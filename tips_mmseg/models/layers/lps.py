@@ -5,7 +5,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from mmseg.registry import MODELS
+from ...registry import DOWNSAMPLERS
 from .base import PolyphaseDownsample, one_hot_weights
 from .padded_conv import padded_conv2d
 from .polyphase import STRIDE, polyphase_view
@@ -66,7 +66,7 @@ class ComponentScorer(nn.Module):
                              'circular', dilation=stride)
 
 
-@MODELS.register_module()
+@DOWNSAMPLERS.register_module()
 class LPS(PolyphaseDownsample):
     """Choose the component by learned logits.
 

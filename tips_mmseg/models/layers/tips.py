@@ -4,10 +4,9 @@ from typing import Optional, Sequence, Tuple, Union
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-
-from mmseg.registry import MODELS
 from torch.utils.checkpoint import checkpoint
 
+from ...registry import DOWNSAMPLERS
 from ...utils.shift_ops import check_mode, shift_blocks
 from .base import PolyphaseDownsample
 from .padded_conv import ConvSpec, compute_dtype
@@ -123,7 +122,7 @@ class _PsiStatistics(torch.autograd.Function):
         return grad_x, grad_w, None, None, None
 
 
-@MODELS.register_module()
+@DOWNSAMPLERS.register_module()
 class TIPS(PolyphaseDownsample):
     """Per-channel convex mix of the s*s polyphase components (stride s).
 

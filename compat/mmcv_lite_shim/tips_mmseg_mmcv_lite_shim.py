@@ -1,8 +1,11 @@
-"""Start-up hook of tips-mmseg: lets mmseg import next to mmcv-lite.
+"""Start-up shim for mmcv-lite: lets mmseg import next to it.
 
-This module is imported by ``tips_mmseg-compat.pth`` at interpreter start-up,
-so it must stay cheap: it imports nothing heavy and does nothing until
-``mmcv.ops`` is imported.
+A distribution of its own (``tips-mmseg-mmcv-lite-shim``, this folder),
+installed only with mmcv-lite (``make venv`` with the default
+``EXTRAS=lite,tests``; never with full mmcv). Its
+``tips_mmseg_mmcv_lite_shim.pth`` imports this module at interpreter
+start-up, so it must stay cheap: it imports nothing heavy and does nothing
+until ``mmcv.ops`` is imported. ``tips_mmseg`` does not import it.
 
 Why: mmcv-lite ships mmcv without its compiled extension ``mmcv._ext``, yet
 mmseg imports ``mmcv.ops`` unconditionally (``mmseg.utils``,
@@ -12,6 +15,13 @@ fix in ``custom_imports`` comes too late. When ``mmcv.ops`` is about to be
 imported and no real ``mmcv._ext`` exists, a placeholder module is put in
 its place whose functions raise a clear error *when called*. With full mmcv
 the real extension is found and nothing is changed.
+
+What it changes (docs/compatibility.md): in every interpreter of the
+environment, a meta-path finder watches for ``mmcv.ops``; with mmcv-lite,
+``sys.modules['mmcv._ext']`` is the placeholder. mmseg code that tries
+``import mmcv.ops`` and falls back when it fails (at build time) then gets
+the op, and fails when the op is called: that is the price of importing
+mmseg at all with mmcv-lite.
 
 The placeholder's ``__spec__`` has no loader, so mmengine's
 ``mmcv_full_available()`` (``pkgutil.find_loader('mmcv._ext')``) stays False.
