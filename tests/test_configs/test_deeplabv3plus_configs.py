@@ -103,7 +103,8 @@ BASELINE_RELEASE_PROTOCOLS = dict(blurpool=check_blurpool_release,
 def check_tips_protocol(cfg, release):
     """'tips' configs write out our defaults; 'tips-release' ones train as
     the release's code runs: target not detached, the release's quadrant
-    pairing, gradient norm clipped at 1."""
+    pairing, gradient norm clipped at 1, no weight decay on TIPS's
+    parameters (test_config_overrides.py builds that optimizer)."""
     want = dict(DEFAULT_TIPS_CFG, undo_detach=not release)
     assert cfg.model.tips_cfg.to_dict() == want
     assert cfg.model.tips_cfg.undo_mode == 'circular'
@@ -113,6 +114,10 @@ def check_tips_protocol(cfg, release):
     optim_wrapper = cfg.get('optim_wrapper', {})
     clip = optim_wrapper.get('clip_grad')
     assert clip == (dict(max_norm=1.0, norm_type=2) if release else None)
+    custom_keys = optim_wrapper.get('paramwise_cfg', {}).get('custom_keys')
+    assert custom_keys == (dict(psi_conv=dict(decay_mult=0.),
+                                logit_scale=dict(decay_mult=0.))
+                           if release else None)
 
 
 def test_config_families_complete():
