@@ -6,6 +6,7 @@ imports next to mmcv-lite in every interpreter of the environment - also in
 mmseg's own ``tools/train.py``, which imports mmseg before reading a config.
 """
 import os.path as osp
+import shutil
 
 from setuptools import find_packages, setup
 from setuptools.command.build_py import build_py
@@ -63,6 +64,23 @@ if editable_wheel is not None:
     CMDCLASS['editable_wheel'] = EditableWheelWithPth
 
 
+def copy_mim_files():
+    """Put configs/ and model-index.yml into tips_mmseg/.mim, where the
+    wheel carries them (as mmseg ships its own under mmseg/.mim):
+    ``tips_mmseg.config_path`` and mim find them in an installed package.
+    Built from an sdist, .mim is already there."""
+    mim = osp.join(HERE, 'tips_mmseg', '.mim')
+    if not osp.isfile(osp.join(HERE, 'model-index.yml')):
+        return
+    shutil.rmtree(mim, ignore_errors=True)
+    shutil.copytree(osp.join(HERE, 'configs'), osp.join(mim, 'configs'),
+                    ignore=shutil.ignore_patterns('__pycache__'))
+    shutil.copy(osp.join(HERE, 'model-index.yml'), mim)
+
+
+copy_mim_files()
+
+
 def read_version():
     scope = {}
     with open(osp.join(HERE, 'tips_mmseg', 'version.py')) as f:
@@ -80,6 +98,12 @@ setup(
     long_description_content_type='text/markdown',
     packages=find_packages(include=['tips_mmseg', 'tips_mmseg.*']),
     py_modules=['_tips_mmseg_bootstrap'],
+    package_data={
+        'tips_mmseg': [
+            '.mim/model-index.yml', '.mim/configs/**/*.py',
+            '.mim/configs/**/*.md', '.mim/configs/**/*.yaml'
+        ]
+    },
     python_requires='>=3.8',
     install_requires=[
         'torch',
