@@ -6,10 +6,28 @@ only the mmcv-lite route installs (``make venv`` does, with the default
 ``EXTRAS=lite,tests``).
 """
 import os.path as osp
+import shutil
 
 from setuptools import find_packages, setup
 
 HERE = osp.dirname(osp.abspath(__file__))
+
+
+def copy_mim_files():
+    """Put configs/ and model-index.yml into tips_mmseg/.mim, where the
+    wheel carries them (as mmseg ships its own under mmseg/.mim):
+    ``tips_mmseg.config_path`` and mim find them in an installed package.
+    Built from an sdist, .mim is already there."""
+    mim = osp.join(HERE, 'tips_mmseg', '.mim')
+    if not osp.isfile(osp.join(HERE, 'model-index.yml')):
+        return
+    shutil.rmtree(mim, ignore_errors=True)
+    shutil.copytree(osp.join(HERE, 'configs'), osp.join(mim, 'configs'),
+                    ignore=shutil.ignore_patterns('__pycache__'))
+    shutil.copy(osp.join(HERE, 'model-index.yml'), mim)
+
+
+copy_mim_files()
 
 
 def read_version():
@@ -28,6 +46,12 @@ setup(
     if osp.exists(osp.join(HERE, 'README.md')) else '',
     long_description_content_type='text/markdown',
     packages=find_packages(include=['tips_mmseg', 'tips_mmseg.*']),
+    package_data={
+        'tips_mmseg': [
+            '.mim/model-index.yml', '.mim/configs/**/*.py',
+            '.mim/configs/**/*.md', '.mim/configs/**/*.yaml'
+        ]
+    },
     python_requires='>=3.8',
     install_requires=[
         'torch',

@@ -14,3 +14,4 @@ except ModuleNotFoundError as error:  # mmcv-lite without the start-up shim
         'tips-mmseg checkout; `make venv` does) or full mmcv '
         '(mmcv>=2.0,<2.2 built for your torch).') from error
 from .version import __version__  # noqa: F401
+from .configs import config_path  # noqa: F401

@@ -6,7 +6,8 @@ _base_ = [
     'mmseg::_base_/models/deeplabv3plus_r50-d8.py',
     'mmseg::_base_/default_runtime.py'
 ]
-custom_imports = dict(imports=['tips_mmseg'], allow_failed_imports=False)
+# The plugin (custom_imports) comes with the downsampler fragment a config
+# adds (../_base_/models/*.py).
 
 crop_size = (64, 64)
 norm_cfg = dict(type='BN', requires_grad=True)
@@ -76,18 +77,13 @@ train_dataloader = dict(
     persistent_workers=False,
     sampler=dict(type='InfiniteSampler', shuffle=True),
     dataset=dict(
-        **_dataset,
-        ann_file='splits/train.txt',
-        pipeline=train_pipeline))
+        **_dataset, ann_file='splits/train.txt', pipeline=train_pipeline))
 val_dataloader = dict(
+    train_dataloader,
     batch_size=1,
-    num_workers=0,
-    persistent_workers=False,
     sampler=dict(type='DefaultSampler', shuffle=False),
     dataset=dict(
-        **_dataset,
-        ann_file='splits/val.txt',
-        pipeline=test_pipeline))
+        **_dataset, ann_file='splits/val.txt', pipeline=test_pipeline))
 test_dataloader = val_dataloader
 val_evaluator = dict(type='IoUMetric', iou_metrics=['mIoU'])
 test_evaluator = val_evaluator

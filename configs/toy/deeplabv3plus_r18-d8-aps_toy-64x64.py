@@ -1,2 +1,2 @@
-_base_ = ['./_base_toy.py']
-model = dict(backbone=dict(downsample_cfg=dict(type='APS')))
+_base_ = ['./_base_toy.py', '../_base_/models/aps.py']
+model = _base_.aps_model

@@ -1,2 +1,2 @@
-_base_ = ['./_base_toy.py']
-model = dict(backbone=dict(downsample_cfg=dict(type='BlurPool')))
+_base_ = ['./_base_toy.py', '../_base_/models/blurpool.py']
+model = _base_.blurpool_model

@@ -1,4 +1,6 @@
-_base_ = ['./_base_segformer_toy.py']
+_base_ = [
+    './_base_segformer_toy.py', '../_base_/models/tips-segmentor.py'
+]
 # A TIPS layer in each of MiT's patch embeddings (stride 4, 2, 2, 2); the
 # regularizers with their defaults (see docs/method.md).
 model = dict(

@@ -1,0 +1,4 @@
+# LPS (./lps.py) with circular padding and polyphase unpooling in the head
+# (./circ-unpool.py): the segmentor is exactly equivariant to circular shifts.
+_base_ = ['./lps.py', './circ-unpool.py']
+lps_model = _base_.circ_unpool_model

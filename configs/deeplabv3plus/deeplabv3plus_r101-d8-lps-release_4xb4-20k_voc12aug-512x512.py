@@ -1,0 +1,6 @@
+_base_ = [
+    'mmseg::deeplabv3plus/deeplabv3plus_r101-d8_4xb4-20k_voc12aug-512x512.py',
+    '../_base_/models/lps-release.py'
+]
+model = _base_.lps_model
+custom_hooks = _base_.lps_hooks

@@ -1,0 +1,5 @@
+_base_ = [
+    '../_base_/deeplabv3plus/deeplabv3plus_r18-d8_4xb2-40k_cityscapes-512x1024.py',
+    '../_base_/models/aps-release.py'
+]
+model = _base_.aps_model

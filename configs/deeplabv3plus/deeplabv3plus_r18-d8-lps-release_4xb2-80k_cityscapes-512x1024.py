@@ -1,0 +1,6 @@
+_base_ = [
+    'mmseg::deeplabv3plus/deeplabv3plus_r18-d8_4xb2-80k_cityscapes-512x1024.py',
+    '../_base_/models/lps-release.py'
+]
+model = _base_.lps_model
+custom_hooks = _base_.lps_hooks

@@ -1,0 +1,5 @@
+_base_ = [
+    'mmseg::deeplabv3plus/deeplabv3plus_r50-d8_4xb2-40k_cityscapes-512x1024.py',
+    '../_base_/models/blurpool-release.py'
+]
+model = _base_.blurpool_model
