@@ -160,6 +160,30 @@ def test_shortcut_follows_main_branch_choice():
                                block.down.last_weights)
 
 
+def test_lps_shortcut_trains_the_scorer_unless_detached():
+    """In a residual block the shortcut's gradient reaches the main
+    branch's scorer through the shared soft sample (LPS's release);
+    ``detach_shared=True`` cuts exactly that path."""
+    x = torch.randn(2, 3, 32, 32)
+    grads = {}
+    for detach in (False, True):
+        torch.manual_seed(0)
+        model = ShiftInvariantResNetV1c(
+            depth=18, norm_cfg=BN,
+            downsample_cfg=dict(type='LPS', detach_shared=detach)).train()
+        block = model.layer2[0]
+        seen = {}
+        block.shortcut_down.register_forward_hook(
+            lambda m, i, o: seen.update(short=o))
+        torch.manual_seed(1)  # the same Gumbel noise in both runs
+        model(x)
+        # The shortcut's output only: the main branch adds nothing here.
+        seen['short'].sum().backward()
+        grads[detach] = block.down.scorer.conv1.weight.grad
+    assert grads[False] is not None and grads[False].abs().sum() > 0
+    assert grads[True] is None
+
+
 def test_lps_eval_is_one_hot_and_train_is_soft():
     model = ShiftInvariantResNetV1c(depth=18, downsample_cfg='LPS',
                                     norm_cfg=BN)
