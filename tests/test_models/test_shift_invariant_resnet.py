@@ -306,3 +306,70 @@ def test_filtered_shortcut_follows_main_branch(down):
             torch.testing.assert_close(
                 model(roll(x, *shift))[-1].mean(dim=(2, 3)), ref,
                 rtol=1e-4, atol=1e-4)  # float sums in another order
+
+
+# --- TIPS initialisation (the release's Kaiming fan_out) whatever the
+# backbone's init_cfg ---
+
+def tips_weight_spread(model):
+    """Std of every TIPS weight divided by the release's std for it
+    (Kaiming normal, fan_out, ReLU): sqrt(2 / (9 C)) for psi's taps,
+    sqrt(2 / C) for the scales; about 1 under the release's init."""
+    psi, scale = [], []
+    for m in model.modules():
+        if isinstance(m, TIPS):
+            c = m.channels
+            psi.append(m.psi_conv.weight.flatten() / (2 / (9 * c))**0.5)
+            scale.append(m.logit_scale.weight.flatten() / (2 / c)**0.5)
+    return torch.cat(psi).std().item(), torch.cat(scale).std().item()
+
+
+@pytest.mark.parametrize('init_cfg', [
+    'pretrained', None, dict(type='Normal', layer='Conv2d', std=0.01)])
+def test_tips_layers_get_the_release_init(tmp_path, init_cfg):
+    torch.manual_seed(0)
+    if init_cfg == 'pretrained':
+        # A tiny ImageNet-style checkpoint: mmseg's ResNetV1c, no TIPS.
+        vanilla = ResNetV1c(depth=18, norm_cfg=BN)
+        torch.save({'state_dict': vanilla.state_dict()}, tmp_path / 'r18.pth')
+        init_cfg = dict(type='Pretrained', checkpoint=str(tmp_path / 'r18.pth'))
+    model = TIPSResNetV1c(depth=18, norm_cfg=BN, init_cfg=init_cfg)
+    # PyTorch's default init would leave both ratios 3-15x too large.
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, TIPS):
+                torch.nn.init.uniform_(m.psi_conv.weight, -1, 1)
+                torch.nn.init.uniform_(m.logit_scale.weight, -1, 1)
+    assert min(tips_weight_spread(model)) > 2
+    model.init_weights()
+    psi, scale = tips_weight_spread(model)
+    assert 0.9 < psi < 1.1 and 0.85 < scale < 1.15, (psi, scale)
+    if isinstance(init_cfg, dict) and init_cfg['type'] == 'Pretrained':
+        # ... while the backbone's own weights come from the checkpoint.
+        torch.testing.assert_close(model.layer3[0].conv2.weight,
+                                   vanilla.layer3[0].conv2.weight)
+        torch.testing.assert_close(model.stem[0].weight,
+                                   vanilla.stem[0].weight)
+
+
+def test_a_checkpoint_with_tips_weights_wins_over_the_init(tmp_path):
+    torch.manual_seed(0)
+    trained = TIPSResNetV1c(depth=18, norm_cfg=BN)
+    with torch.no_grad():
+        trained.layer2[0].down.logit_scale.weight.fill_(3.)
+    torch.save({'state_dict': trained.state_dict()}, tmp_path / 'tips.pth')
+    model = TIPSResNetV1c(depth=18, norm_cfg=BN, init_cfg=dict(
+        type='Pretrained', checkpoint=str(tmp_path / 'tips.pth')))
+    model.init_weights()
+    assert (model.layer2[0].down.logit_scale.weight == 3.).all()
+    torch.testing.assert_close(model.maxpool.psi_conv.weight,
+                               trained.maxpool.psi_conv.weight)
+
+
+def test_a_tips_layer_built_alone_has_the_release_init():
+    torch.manual_seed(0)
+    layer = TIPS(2048)
+    assert abs(layer.psi_conv.weight.std().item() /
+               (2 / (9 * 2048))**0.5 - 1) < 0.05
+    assert abs(layer.logit_scale.weight.std().item() / (2 / 2048)**0.5
+               - 1) < 0.1
