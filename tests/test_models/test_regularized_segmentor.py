@@ -373,3 +373,51 @@ def test_pooling_a_stage_of_unequal_maps_is_a_clear_error():
         undo_loss([[a, b]], 'stages')
     # Per layer it is defined.
     assert undo_loss([[a, b]], 'layers') > 0
+
+
+@pytest.mark.parametrize('frozen_stages', [0, 2])
+def test_frozen_stages_leave_their_tips_layers_out(frozen_stages):
+    """Frozen stages run in eval mode without gradients: their TIPS layers
+    keep nothing for the regularizers, which take the trained ones only."""
+    cfg = segmentor_cfg(tips_cfg=dict(eps=0.0))
+    cfg['backbone'].update(frozen_stages=frozen_stages, strides=(1, 2, 2, 1),
+                           dilations=(1, 1, 1, 2))
+    model = MODELS.build(cfg).train()
+    backbone = model.backbone
+    frozen = [backbone.stem_down, backbone.maxpool]
+    if frozen_stages >= 2:
+        frozen += [backbone.layer2[0].down, backbone.layer2[0].shortcut_down]
+    trained = [m for m in tips_layers(model)
+               if all(m is not f for f in frozen)]
+    assert trained and all(not m.training for m in frozen)
+    assert tips_layers(model, training_only=True) == trained
+    assert [m for s in tips_stages(model, training_only=True) for m in s] \
+        == trained
+    losses = losses_of(model)
+    # L_FM of the trained layers alone, from their tau of this forward.
+    model.train()
+    torch.manual_seed(0)
+    inputs, samples = batch()
+    model.extract_feat(inputs)
+    want = failure_mode_loss(trained)
+    torch.testing.assert_close(losses['loss_fm'], want)
+    assert losses['loss_undo'] > 0
+    sum(v for k, v in losses.items() if 'loss' in k).backward()
+    for m in frozen:
+        assert m.psi_conv.weight.grad is None
+    for m in trained:
+        assert m.psi_conv.weight.grad.abs().sum() > 0
+
+
+def test_every_tips_layer_frozen_leaves_the_losses_alone():
+    cfg = segmentor_cfg(tips_cfg=dict(eps=0.0))
+    cfg['backbone'].update(frozen_stages=4)
+    model = MODELS.build(cfg).train()
+    plain_cfg = segmentor_cfg(seg_type='EncoderDecoder')
+    plain_cfg['backbone'].update(frozen_stages=4)
+    plain = MODELS.build(plain_cfg).train()
+    plain.load_state_dict(model.state_dict())
+    losses, plain_losses = losses_of(model), losses_of(plain)
+    assert 'loss_fm' not in losses and 'loss_undo' not in losses
+    for k, v in plain_losses.items():
+        torch.testing.assert_close(losses[k], v)

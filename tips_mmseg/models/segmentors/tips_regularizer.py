@@ -200,7 +200,9 @@ class TIPSRegularizerMixin:
     L_undo`` once switched on, a constant 0 before (always logged). Every
     TIPS parameter gets a gradient from the task loss and L_FM in every
     step, so DDP needs no ``find_unused_parameters``. Without TIPS layers
-    the loss dict is left unchanged.
+    the loss dict is left unchanged; TIPS layers in eval mode (a frozen
+    stage of the backbone, ``frozen_stages >= 0``) are left out of both
+    terms, as they are not trained.
     """
 
     def _init_tips_regularizer(self, tips_cfg: Optional[dict]):
@@ -288,7 +290,9 @@ class TIPSRegularizerMixin:
             input_size (Sequence[int], optional): (H, W) of the network
                 input. Defaults to None (that of the last forward).
         """
-        layers = tips_layers(self)
+        # A frozen stage's TIPS layers (eval mode) are not trained: no
+        # regularizer for them (they cached nothing in this forward).
+        layers = tips_layers(self, training_only=True)
         if not layers:
             return losses
         cfg = self.tips_cfg
@@ -300,7 +304,7 @@ class TIPSRegularizerMixin:
         losses['loss_fm'] = cfg['lambda_fm'] * fm
         if self.undo_active():
             undo = undo_loss(
-                tips_stages(self), cfg['undo_reduction'],
+                tips_stages(self, training_only=True), cfg['undo_reduction'],
                 max_shift=self.undo_max_shift(input_size),
                 mode=cfg['undo_mode'], detach=cfg['undo_detach'])
             losses['loss_undo'] = cfg['alpha'] * undo
@@ -316,7 +320,7 @@ class TIPSRegularizerMixin:
             # hand, instead of keeping or recomputing it at the end.
             cfg = self.tips_cfg
             max_shift = self.undo_max_shift(inputs.shape[-2:])
-            for layer in tips_layers(self):
+            for layer in tips_layers(self, training_only=True):
                 layer.request_undo(max_shift, cfg['undo_mode'],
                                    cfg['undo_detach'])
         return self.add_tips_losses(
