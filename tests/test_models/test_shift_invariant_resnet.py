@@ -373,3 +373,24 @@ def test_a_tips_layer_built_alone_has_the_release_init():
                (2 / (9 * 2048))**0.5 - 1) < 0.05
     assert abs(layer.logit_scale.weight.std().item() / (2 / 2048)**0.5
                - 1) < 0.1
+
+
+def test_max_blur_pool_stem_as_the_issue_builds_it():
+    """MaxBlurPool: the stem max-pool is an nn.MaxPool2d of stride 1,
+    visible as a module, followed by the downsampler."""
+    from mmseg.registry import MODELS
+    model = MODELS.build(dict(type='ShiftInvariantResNetV1c', depth=18,
+                              downsample_cfg=dict(type='BlurPool'),
+                              keep_stem_max=True)).eval()
+    pools = [m for m in model.modules() if isinstance(m, torch.nn.MaxPool2d)]
+    assert len(pools) == 1 and pools[0] is model.stem_max.pool
+    assert pools[0].stride == 1 and pools[0].kernel_size == 2
+    assert isinstance(model.maxpool, BlurPool)
+    seen = []
+    for m in (model.stem_max, model.maxpool):
+        m.register_forward_hook(lambda m, i, o: seen.append((m, i[0], o)))
+    with torch.no_grad():
+        outs = model(torch.randn(1, 3, 64, 64))
+    (pool, _, pooled), (blur, blur_in, blurred) = seen
+    assert blur_in is pooled and blurred.shape[-2:] == (16, 16)
+    assert [o.shape[1] for o in outs] == [64, 128, 256, 512]
