@@ -108,8 +108,11 @@ class StemMaxPool(nn.Module):
 
 
 def _shares_component(down: nn.Module) -> bool:
-    """APS/LPS shortcuts must keep the component their main branch chose."""
-    return isinstance(down, (APS, LPS))
+    """APS/LPS shortcuts must keep the component their main branch chose
+    (a per-channel APS, as the TIPS release's, cannot be followed: its
+    shortcut chooses on its own, as there)."""
+    return isinstance(down, (APS, LPS)) and not getattr(
+        down, 'per_channel', False)
 
 
 class _DownsampleBlockMixin:
