@@ -1,4 +1,4 @@
-"""Every row of docs/fidelity.md on small tensors: the release's value and ours.
+"""Every row of docs/fidelity.md on small tensors: the release's value, ours.
 
 Run ``python tests/fidelity_rows.py`` for the table. Each release value comes
 from a loop-by-loop re-implementation written here from the releases'
@@ -6,8 +6,8 @@ behaviour as docs/fidelity.md describes it (no helper of tips_mmseg is used
 for it); ours comes from the library. A row is ``equal`` (our default gives
 the release's value), ``option`` (the release's value needs the named
 option; the default is ours on purpose) or ``documented`` (a difference with
-no option, said so in docs/fidelity.md). tests/test_models/test_fidelity_rows.py
-checks that every row holds.
+no option, said so in docs/fidelity.md).
+tests/test_models/test_fidelity_rows.py checks that every row holds.
 """
 import logging
 import math
@@ -374,10 +374,10 @@ def row_loss_weights() -> List[Row]:
         ref_fixed = (1 - a) * task + fm
         undo = losses['loss_undo'].detach() / a
         ref = ref_fixed + (a * undo if on else 0)
+        when = 'L_undo on' if on else 'before the switch'
         rows.append(Row(
-            'TIPS', f'weights of the loss terms ({"L_undo on" if on else "before the switch"})',
-            fmt(ref), fmt(ours), 'equal',
-            close(ours, ref) and (undo.item() > 0) is on))
+            'TIPS', f'weights of the loss terms ({when})', fmt(ref),
+            fmt(ours), 'equal', close(ours, ref) and (undo.item() > 0) is on))
     # The shift range of every layer: H/4, W/4 of the network input.
     rows.append(Row('TIPS', 'L_undo shift range', '(4, 4) for a 16x16 input',
                     str(model.undo_max_shift((16, 16))), 'equal',

@@ -332,7 +332,8 @@ def test_tips_layers_get_the_release_init(tmp_path, init_cfg):
         # A tiny ImageNet-style checkpoint: mmseg's ResNetV1c, no TIPS.
         vanilla = ResNetV1c(depth=18, norm_cfg=BN)
         torch.save({'state_dict': vanilla.state_dict()}, tmp_path / 'r18.pth')
-        init_cfg = dict(type='Pretrained', checkpoint=str(tmp_path / 'r18.pth'))
+        init_cfg = dict(type='Pretrained',
+                        checkpoint=str(tmp_path / 'r18.pth'))
     model = TIPSResNetV1c(depth=18, norm_cfg=BN, init_cfg=init_cfg)
     # PyTorch's default init would leave both ratios 3-15x too large.
     with torch.no_grad():

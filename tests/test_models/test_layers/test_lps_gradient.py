@@ -79,8 +79,9 @@ def test_scorer_gradient_includes_the_shortcut(detach_shared):
     y_main = layer(x_main)
     y_short = follower(x_short, weights=layer.last_weights)
     ((y_main * g_main).sum() + (y_short * g_short).sum()).backward()
-    got = [p.grad for p in (layer.scorer.conv1.weight, layer.scorer.conv1.bias,
-                            layer.scorer.conv2.weight, layer.scorer.conv2.bias)]
+    sc = layer.scorer
+    got = [p.grad for p in (sc.conv1.weight, sc.conv1.bias, sc.conv2.weight,
+                            sc.conv2.bias)]
 
     noise = gumbel_noise(7, (2, 4))
     want = ref_scorer_grads(layer, x_main, x_short, g_main, g_short, noise,

@@ -268,9 +268,9 @@ class TIPSRegularizerMixin:
                 msg = (f'{type(self).__name__} does not know the training '
                        f'iteration, so L_undo is on from the start (not from '
                        f'undo_start={start} of training). Train with an '
-                       "mmengine Runner, add custom_hooks=[dict(type='TIPSProgress"
-                       "Hook')] or call model.set_train_progress(iter, "
-                       'max_iters).')
+                       'mmengine Runner, add custom_hooks=[dict(type='
+                       "'TIPSProgressHook')] or call "
+                       'model.set_train_progress(iter, max_iters).')
                 warnings.warn(msg, UserWarning, stacklevel=3)
                 print_log(msg, logger='current', level=logging.WARNING)
             return True
