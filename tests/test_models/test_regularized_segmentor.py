@@ -475,3 +475,51 @@ def test_every_tips_cfg_key_reaches_the_loss(key, default, other):
         assert not torch.allclose(changed[1], base[1])
     else:
         assert not torch.allclose(changed[0], base[0])
+
+
+MIT = dict(type='MixVisionTransformer', in_channels=3, embed_dims=64,
+           num_stages=4, num_layers=[1, 1, 1, 1], num_heads=[1, 1, 1, 1],
+           patch_sizes=[7, 3, 3, 3], sr_ratios=[8, 4, 2, 1],
+           out_indices=(0, 1, 2, 3), mlp_ratio=1)
+
+
+def release_init_ratio(model):
+    """psi's std over the release's (Kaiming fan_out) std, all layers."""
+    psi = [m.psi_conv.weight.flatten() / (2 / (9 * m.channels))**0.5
+           for m in tips_layers(model)]
+    return torch.cat(psi).std().item()
+
+
+@pytest.mark.parametrize('pretrained', [False, True])
+def test_release_init_also_under_a_backbone_that_inits_itself(
+        tmp_path, pretrained):
+    """MiT's init_weights sets every conv itself (no child's init): the
+    segmentor puts the release's init back on its TIPS layers, unless a
+    checkpoint may have loaded them."""
+    torch.manual_seed(0)
+    mit = dict(MIT)
+    if pretrained:
+        trained = MODELS.build(dict(type='ShiftInvariantWrapper',
+                                    backbone=MIT,
+                                    downsample_cfg=dict(type='TIPS')))
+        with torch.no_grad():
+            for m in tips_layers(trained):
+                m.psi_conv.weight.fill_(0.25)
+        torch.save({'state_dict': trained.backbone.state_dict()},
+                   tmp_path / 'mit.pth')
+        mit['init_cfg'] = dict(type='Pretrained',
+                               checkpoint=str(tmp_path / 'mit.pth'))
+    model = MODELS.build(dict(
+        type='TIPSEncoderDecoder',
+        backbone=dict(type='ShiftInvariantWrapper', backbone=mit,
+                      downsample_cfg=dict(type='TIPS')),
+        decode_head=dict(type='SegformerHead', in_channels=[64] * 4,
+                         in_index=[0, 1, 2, 3], channels=8, num_classes=3,
+                         norm_cfg=BN,
+                         loss_decode=dict(type='CrossEntropyLoss'))))
+    model.init_weights()
+    if pretrained:
+        assert all((m.psi_conv.weight == 0.25).all()
+                   for m in tips_layers(model))
+    else:
+        assert 0.85 < release_init_ratio(model) < 1.15

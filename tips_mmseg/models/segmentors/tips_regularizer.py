@@ -109,6 +109,14 @@ def _check_tips_cfg(tips_cfg: Optional[dict]) -> dict:
     return cfg
 
 
+def _loads_checkpoint(module: torch.nn.Module) -> bool:
+    """Whether ``module``'s init_cfg loads a checkpoint."""
+    cfgs = getattr(module, 'init_cfg', None) or []
+    cfgs = [cfgs] if isinstance(cfgs, dict) else cfgs
+    return any(isinstance(c, dict) and c.get('type') == 'Pretrained'
+               for c in cfgs)
+
+
 def _scale(value, factor: float):
     if isinstance(value, (list, tuple)):
         return type(value)(v * factor for v in value)
@@ -242,6 +250,25 @@ class TIPSRegularizerMixin:
         for h in heads:
             if hasattr(h, 'bind_downsamplers'):
                 h.bind_downsamplers(self.backbone)
+
+    def init_weights(self):
+        """mmengine's init, then the release's init for TIPS layers that a
+        backbone's own ``init_weights`` overwrote.
+
+        :meth:`TIPS.init_weights` runs whenever its parents call their
+        children's (mmseg's ResNets, any ``init_cfg``). Some backbones
+        instead set every conv themselves and call no child (MiT without
+        ``init_cfg``), which would leave TIPS with their conv init. TIPS
+        layers under a module that loads a checkpoint (``Pretrained``
+        init_cfg) are left as loaded.
+        """
+        super().init_weights()
+        loaded = [m for m in self.modules() if _loads_checkpoint(m)]
+        for layer in tips_layers(self):
+            if layer.init_cfg or any(
+                    any(sub is layer for sub in m.modules()) for m in loaded):
+                continue
+            layer.reset_parameters()
 
     def set_train_progress(self, cur_iter: int, max_iters: int):
         """Tell the model the current training iteration (0-based)."""
