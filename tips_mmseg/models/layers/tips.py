@@ -213,8 +213,8 @@ class TIPS(PolyphaseDownsample):
         """The release's init: Kaiming normal, fan_out, ReLU gain, on both
         convs (its ResNet initialises every conv so, TIPS's included):
         std ``sqrt(2 / (9 C))`` for psi's taps and ``sqrt(2 / C)`` for the
-        scales - about 3 to 15 times smaller than PyTorch's default for
-        C = 64 to 2048."""
+        scales: ``3 / sqrt(1.5 C)`` times PyTorch's default (1/3.3 for
+        C = 64, 1/13 for C = 1024)."""
         for conv in (self.psi_conv, self.logit_scale):
             nn.init.kaiming_normal_(conv.weight, mode='fan_out',
                                     nonlinearity='relu')
