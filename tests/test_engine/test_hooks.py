@@ -191,3 +191,85 @@ def test_knot_errors():
         LPSTemperatureHook(knots=[(0, 1.0), (2, 0.0)])
     with pytest.raises(ValueError, match='either preset or knots'):
         LPSTemperatureHook(preset='lps-seg', knots=[(0, 1.0)])
+
+
+class _Samples(Dataset):
+
+    def __len__(self):
+        return 8
+
+    def __getitem__(self, i):
+        return i
+
+
+def _loader(sampler_type, world_size, monkeypatch, batch_size=2):
+    """A dataloader as rank 0 of ``world_size`` processes builds it."""
+    from mmengine.dataset import sampler as sampler_module
+    from torch.utils.data import DataLoader
+    monkeypatch.setattr(sampler_module, 'get_dist_info',
+                        lambda: (0, world_size))
+    sampler = getattr(sampler_module, sampler_type)(
+        _Samples(), shuffle=False, seed=0)
+    assert sampler.world_size == world_size
+    return DataLoader(_Samples(), batch_size=batch_size, sampler=sampler)
+
+
+@pytest.mark.parametrize('sampler_type', ['InfiniteSampler', 'DefaultSampler'])
+@pytest.mark.parametrize('world_size', [1, 2])
+def test_epoch_is_counted_per_process(sampler_type, world_size, monkeypatch):
+    """8 samples, batch 2: one pass over the data is 4 iterations of one
+    process, or 2 of each of two (InfiniteSampler's length is the whole
+    dataset on every rank, DefaultSampler's one rank's share)."""
+    from types import SimpleNamespace
+    from tips_mmseg.engine.hooks.lps_temperature_hook import iters_per_epoch
+    loader = _loader(sampler_type, world_size, monkeypatch)
+    per_epoch = 4 // world_size
+    assert iters_per_epoch(loader) == per_epoch
+    if sampler_type == 'InfiniteSampler':
+        assert len(loader) == 4  # what the hook used to take as an epoch
+        # rank 0 really sees per_epoch batches of distinct samples per pass
+        seen = [i for _, b in zip(range(per_epoch), loader) for i in b]
+        assert sorted(seen) == list(range(0, 8, world_size))
+    layer = LPS(3)
+    runner = SimpleNamespace(model=torch.nn.Sequential(layer),
+                             train_dataloader=loader, iter=0)
+    hook = LPSTemperatureHook(knots=[(0, 1.0), (1, 0.5), (2, 0.1)])
+    hook.before_train(runner)
+    temps = []
+    for it in range(6):
+        runner.iter = it
+        hook.before_train_iter(runner, it)
+        temps.append(layer.temperature)
+    want = [1.0, 1.0, 1.0, 1.0, 0.5, 0.5] if per_epoch == 4 else \
+        [1.0, 1.0, 0.5, 0.5, 0.1, 0.1]
+    assert temps == pytest.approx(want)
+
+
+@pytest.mark.parametrize('kwargs, changed', [
+    (dict(), False),
+    (dict(knot_unit='epoch'), False),
+    (dict(iters_per_epoch=4), False),  # the dataloader's own length
+    (dict(knot_unit='iter'), True),
+    (dict(iters_per_epoch=1), True),
+])
+def test_knot_options_reach_the_layers(kwargs, changed, monkeypatch):
+    """Each option changes the LPS output (same weights, same Gumbel
+    noise) exactly when its value differs from the default."""
+    from types import SimpleNamespace
+    loader = _loader('DefaultSampler', 1, monkeypatch)  # 4 iters per epoch
+    x = torch.randn(2, 3, 8, 8)
+    outputs = []
+    for cfg in (dict(), kwargs):
+        torch.manual_seed(0)
+        layer = LPS(3, hidden_channels=4).train()
+        runner = SimpleNamespace(model=torch.nn.Sequential(layer),
+                                 train_dataloader=loader, iter=2)
+        hook = LPSTemperatureHook(knots=[(0, 1.0), (2, 0.1)], **cfg)
+        hook.before_train(runner)
+        hook.before_train_iter(runner, 2)
+        torch.manual_seed(1)
+        outputs.append((layer.temperature, layer(x)))
+    (t_default, y_default), (t, y) = outputs
+    assert t_default == 1.0  # iteration 2 is still in epoch 0
+    assert (t != t_default) is changed
+    assert (not torch.equal(y, y_default)) is changed

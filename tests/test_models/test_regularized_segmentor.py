@@ -55,7 +55,7 @@ def losses_of(model, seed=0):
 
 
 def test_loss_arithmetic():
-    tips_cfg = dict(lambda_fm=2.0, alpha=0.25, eps=0.0)
+    tips_cfg = dict(lambda_fm=2.0, alpha=0.25, undo_start=0.0)
     model = MODELS.build(segmentor_cfg(tips_cfg=tips_cfg)).train()
     plain = MODELS.build(segmentor_cfg(seg_type='EncoderDecoder')).train()
     plain.load_state_dict(model.state_dict())
@@ -84,7 +84,7 @@ def test_loss_arithmetic():
 
 def test_every_parameter_gets_a_gradient():
     """DDP without find_unused_parameters: nothing may be left out."""
-    model = MODELS.build(segmentor_cfg(tips_cfg=dict(eps=0.5))).train()
+    model = MODELS.build(segmentor_cfg(tips_cfg=dict(undo_start=0.5))).train()
     model.set_train_progress(0, 10)  # L_undo still off
     losses = losses_of(model)
     total, _ = model.parse_losses(losses)
@@ -94,8 +94,8 @@ def test_every_parameter_gets_a_gradient():
     assert unused == []
 
 
-def test_undo_switches_on_at_eps_of_training():
-    model = MODELS.build(segmentor_cfg(tips_cfg=dict(eps=0.4))).train()
+def test_undo_switches_on_at_undo_start_of_training():
+    model = MODELS.build(segmentor_cfg(tips_cfg=dict(undo_start=0.4))).train()
     model.set_train_progress(39, 100)
     before = losses_of(model)
     assert before['loss_undo'].item() == 0
@@ -110,14 +110,14 @@ def test_progress_from_message_hub():
     hub = MessageHub.get_instance('tips_test_hub')
     hub.update_info('iter', 5)
     hub.update_info('max_iters', 10)
-    model = MODELS.build(segmentor_cfg(tips_cfg=dict(eps=0.6)))
+    model = MODELS.build(segmentor_cfg(tips_cfg=dict(undo_start=0.6)))
     assert not model.undo_active()
     hub.update_info('iter', 6)
     assert model.undo_active()
 
 
 def test_caches_are_cleared_after_the_loss():
-    model = MODELS.build(segmentor_cfg(tips_cfg=dict(eps=0.0))).train()
+    model = MODELS.build(segmentor_cfg(tips_cfg=dict(undo_start=0.0))).train()
     losses_of(model)
     assert all(m.tau is None for m in tips_layers(model))
 
@@ -129,7 +129,8 @@ def test_no_tips_layers_leaves_losses_alone():
 
 
 @pytest.mark.parametrize('bad, match', [
-    (dict(alpha=1.0), 'alpha'), (dict(eps=2), 'eps'),
+    (dict(alpha=1.0), 'alpha'), (dict(undo_start=2), 'undo_start'),
+    (dict(eps=2), 'undo_start'),
     (dict(lambda_fm=-1), 'lambda_fm'), (dict(undo_mode='x'), 'undo_mode'),
     (dict(undo_range='net'), 'undo_range'),
     (dict(undo_shift=-2), 'undo_shift'), (dict(undo_shift=(1, 2, 3)),
@@ -156,7 +157,7 @@ def test_plain_encoder_decoder_tells_once():
 
 
 def test_tips_segmentor_does_not_warn():
-    model = MODELS.build(segmentor_cfg(tips_cfg=dict(eps=0.0))).train()
+    model = MODELS.build(segmentor_cfg(tips_cfg=dict(undo_start=0.0))).train()
     with warnings.catch_warnings(record=True) as record:
         warnings.simplefilter('always')
         losses_of(model)
@@ -165,7 +166,7 @@ def test_tips_segmentor_does_not_warn():
 
 def test_cascade_segmentor_adds_terms():
     cfg = segmentor_cfg(seg_type='TIPSCascadeEncoderDecoder',
-                        tips_cfg=dict(eps=0.0), num_stages=2)
+                        tips_cfg=dict(undo_start=0.0), num_stages=2)
     head = cfg['decode_head']
     cfg['decode_head'] = [
         head, dict(type='OCRHead', in_channels=512, in_index=3, channels=16,
@@ -209,7 +210,7 @@ def record_inputs(module):
 def test_default_tips_cfg_follows_the_release():
     assert DEFAULT_TIPS_CFG == dict(
         lambda_fm=1.0, alpha=0.35,
-        eps=0.21,                 # the release wakes L_undo at epoch 100/480
+        undo_start=0.21,          # the release wakes L_undo at epoch 100/480
         undo_mode='circular',     # transform_type='circular' in its script
         undo_range='input',       # max shift H/4 of the network input
         undo_shift=None,
@@ -301,7 +302,7 @@ def test_aggregation_on_a_hand_made_two_width_case():
 @pytest.mark.parametrize('undo_range', ['input', 'layer'])
 def test_undo_range_relative_to_network_input_or_layer(undo_range):
     model = MODELS.build(segmentor_cfg(tips_cfg=dict(
-        eps=0.0, undo_range=undo_range))).train()
+        undo_start=0.0, undo_range=undo_range))).train()
     torch.manual_seed(1)
     model.loss(*batch(size=(32, 48)))
     layers = tips_layers(model)
@@ -334,7 +335,7 @@ def test_segmentor_loss_undo_equals_the_release_formula(detach):
     branch and shortcut pooled, T a circular shift of the layer's INPUT;
     with undo_detach=False the target's gradient reaches the stem."""
     model = MODELS.build(segmentor_cfg(tips_cfg=dict(
-        eps=0.0, alpha=0.25, undo_detach=detach))).train()
+        undo_start=0.0, alpha=0.25, undo_detach=detach))).train()
     inputs = record_inputs(model)
     torch.manual_seed(2)
     losses = model.loss(*batch())
@@ -373,3 +374,152 @@ def test_pooling_a_stage_of_unequal_maps_is_a_clear_error():
         undo_loss([[a, b]], 'stages')
     # Per layer it is defined.
     assert undo_loss([[a, b]], 'layers') > 0
+
+
+@pytest.mark.parametrize('frozen_stages', [0, 2])
+def test_frozen_stages_leave_their_tips_layers_out(frozen_stages):
+    """Frozen stages run in eval mode without gradients: their TIPS layers
+    keep nothing for the regularizers, which take the trained ones only."""
+    cfg = segmentor_cfg(tips_cfg=dict(undo_start=0.0))
+    cfg['backbone'].update(frozen_stages=frozen_stages, strides=(1, 2, 2, 1),
+                           dilations=(1, 1, 1, 2))
+    model = MODELS.build(cfg).train()
+    backbone = model.backbone
+    frozen = [backbone.stem_down, backbone.maxpool]
+    if frozen_stages >= 2:
+        frozen += [backbone.layer2[0].down, backbone.layer2[0].shortcut_down]
+    trained = [m for m in tips_layers(model)
+               if all(m is not f for f in frozen)]
+    assert trained and all(not m.training for m in frozen)
+    assert tips_layers(model, training_only=True) == trained
+    assert [m for s in tips_stages(model, training_only=True) for m in s] \
+        == trained
+    losses = losses_of(model)
+    # L_FM of the trained layers alone, from their tau of this forward.
+    model.train()
+    torch.manual_seed(0)
+    inputs, samples = batch()
+    model.extract_feat(inputs)
+    want = failure_mode_loss(trained)
+    torch.testing.assert_close(losses['loss_fm'], want)
+    assert losses['loss_undo'] > 0
+    sum(v for k, v in losses.items() if 'loss' in k).backward()
+    for m in frozen:
+        assert m.psi_conv.weight.grad is None
+    for m in trained:
+        assert m.psi_conv.weight.grad.abs().sum() > 0
+
+
+def test_every_tips_layer_frozen_leaves_the_losses_alone():
+    cfg = segmentor_cfg(tips_cfg=dict(undo_start=0.0))
+    cfg['backbone'].update(frozen_stages=4)
+    model = MODELS.build(cfg).train()
+    plain_cfg = segmentor_cfg(seg_type='EncoderDecoder')
+    plain_cfg['backbone'].update(frozen_stages=4)
+    plain = MODELS.build(plain_cfg).train()
+    plain.load_state_dict(model.state_dict())
+    losses, plain_losses = losses_of(model), losses_of(plain)
+    assert 'loss_fm' not in losses and 'loss_undo' not in losses
+    for k, v in plain_losses.items():
+        torch.testing.assert_close(losses[k], v)
+
+
+def test_eps_is_a_deprecated_alias_of_undo_start():
+    with pytest.warns(DeprecationWarning, match='rename it to undo_start'):
+        model = MODELS.build(segmentor_cfg(tips_cfg=dict(eps=0.4)))
+    assert model.tips_cfg['undo_start'] == 0.4 and 'eps' not in model.tips_cfg
+    model.set_train_progress(39, 100)
+    assert not model.undo_active()
+    model.set_train_progress(40, 100)
+    assert model.undo_active()
+    with pytest.raises(ValueError, match="both 'eps' and 'undo_start'"):
+        MODELS.build(segmentor_cfg(tips_cfg=dict(eps=0.4, undo_start=0.4)))
+
+
+def loss_and_grad(tips_cfg):
+    """Total loss and the stem conv's gradient of one training step (same
+    weights, data and L_undo shifts for every tips_cfg)."""
+    torch.manual_seed(0)
+    model = MODELS.build(segmentor_cfg(tips_cfg=tips_cfg)).train()
+    with torch.no_grad():  # tau far from uniform: layers' L_FM differ
+        for m in tips_layers(model):
+            m.logit_scale.weight.normal_(0, 20)
+    model.set_train_progress(50, 100)  # L_undo on (undo_start 0.21)
+    losses = losses_of(model, seed=1)
+    total, _ = model.parse_losses(losses)
+    total.backward()
+    return total.detach(), model.backbone.stem[0].weight.grad.clone()
+
+
+@pytest.mark.parametrize('key, default, other', [
+    ('lambda_fm', 1.0, 2.0),
+    ('alpha', 0.35, 0.2),
+    ('undo_start', 0.21, 0.6),
+    ('undo_mode', 'circular', 'standard'),
+    ('undo_range', 'input', 'layer'),
+    ('undo_shift', None, 1),
+    ('undo_detach', True, False),
+    ('fm_reduction', 'channels', 'layers'),
+    ('undo_reduction', 'stages', 'layers'),
+])
+def test_every_tips_cfg_key_reaches_the_loss(key, default, other):
+    """The training step changes when, and only when, the key's value
+    changes: a key the segmentor ignored would fail the second check."""
+    base = loss_and_grad({})
+    same = loss_and_grad({key: default})
+    changed = loss_and_grad({key: other})
+    assert torch.equal(same[0], base[0]) and torch.equal(same[1], base[1])
+    if key == 'undo_detach':
+        # Same value; the target's gradient reaches the layers before TIPS.
+        torch.testing.assert_close(changed[0], base[0])
+        assert not torch.allclose(changed[1], base[1])
+    else:
+        assert not torch.allclose(changed[0], base[0])
+
+
+MIT = dict(type='MixVisionTransformer', in_channels=3, embed_dims=64,
+           num_stages=4, num_layers=[1, 1, 1, 1], num_heads=[1, 1, 1, 1],
+           patch_sizes=[7, 3, 3, 3], sr_ratios=[8, 4, 2, 1],
+           out_indices=(0, 1, 2, 3), mlp_ratio=1)
+
+
+def release_init_ratio(model):
+    """psi's std over the release's (Kaiming fan_out) std, all layers."""
+    psi = [m.psi_conv.weight.flatten() / (2 / (9 * m.channels))**0.5
+           for m in tips_layers(model)]
+    return torch.cat(psi).std().item()
+
+
+@pytest.mark.parametrize('pretrained', [False, True])
+def test_release_init_also_under_a_backbone_that_inits_itself(
+        tmp_path, pretrained):
+    """MiT's init_weights sets every conv itself (no child's init): the
+    segmentor puts the release's init back on its TIPS layers, unless a
+    checkpoint may have loaded them."""
+    torch.manual_seed(0)
+    mit = dict(MIT)
+    if pretrained:
+        trained = MODELS.build(dict(type='ShiftInvariantWrapper',
+                                    backbone=MIT,
+                                    downsample_cfg=dict(type='TIPS')))
+        with torch.no_grad():
+            for m in tips_layers(trained):
+                m.psi_conv.weight.fill_(0.25)
+        torch.save({'state_dict': trained.backbone.state_dict()},
+                   tmp_path / 'mit.pth')
+        mit['init_cfg'] = dict(type='Pretrained',
+                               checkpoint=str(tmp_path / 'mit.pth'))
+    model = MODELS.build(dict(
+        type='TIPSEncoderDecoder',
+        backbone=dict(type='ShiftInvariantWrapper', backbone=mit,
+                      downsample_cfg=dict(type='TIPS')),
+        decode_head=dict(type='SegformerHead', in_channels=[64] * 4,
+                         in_index=[0, 1, 2, 3], channels=8, num_classes=3,
+                         norm_cfg=BN,
+                         loss_decode=dict(type='CrossEntropyLoss'))))
+    model.init_weights()
+    if pretrained:
+        assert all((m.psi_conv.weight == 0.25).all()
+                   for m in tips_layers(model))
+    else:
+        assert 0.85 < release_init_ratio(model) < 1.15

@@ -160,6 +160,30 @@ def test_shortcut_follows_main_branch_choice():
                                block.down.last_weights)
 
 
+def test_lps_shortcut_trains_the_scorer_unless_detached():
+    """In a residual block the shortcut's gradient reaches the main
+    branch's scorer through the shared soft sample (LPS's release);
+    ``detach_shared=True`` cuts exactly that path."""
+    x = torch.randn(2, 3, 32, 32)
+    grads = {}
+    for detach in (False, True):
+        torch.manual_seed(0)
+        model = ShiftInvariantResNetV1c(
+            depth=18, norm_cfg=BN,
+            downsample_cfg=dict(type='LPS', detach_shared=detach)).train()
+        block = model.layer2[0]
+        seen = {}
+        block.shortcut_down.register_forward_hook(
+            lambda m, i, o: seen.update(short=o))
+        torch.manual_seed(1)  # the same Gumbel noise in both runs
+        model(x)
+        # The shortcut's output only: the main branch adds nothing here.
+        seen['short'].sum().backward()
+        grads[detach] = block.down.scorer.conv1.weight.grad
+    assert grads[False] is not None and grads[False].abs().sum() > 0
+    assert grads[True] is None
+
+
 def test_lps_eval_is_one_hot_and_train_is_soft():
     model = ShiftInvariantResNetV1c(depth=18, downsample_cfg='LPS',
                                     norm_cfg=BN)
@@ -282,3 +306,92 @@ def test_filtered_shortcut_follows_main_branch(down):
             torch.testing.assert_close(
                 model(roll(x, *shift))[-1].mean(dim=(2, 3)), ref,
                 rtol=1e-4, atol=1e-4)  # float sums in another order
+
+
+# --- TIPS initialisation (the release's Kaiming fan_out) whatever the
+# backbone's init_cfg ---
+
+def tips_weight_spread(model):
+    """Std of every TIPS weight divided by the release's std for it
+    (Kaiming normal, fan_out, ReLU): sqrt(2 / (9 C)) for psi's taps,
+    sqrt(2 / C) for the scales; about 1 under the release's init."""
+    psi, scale = [], []
+    for m in model.modules():
+        if isinstance(m, TIPS):
+            c = m.channels
+            psi.append(m.psi_conv.weight.flatten() / (2 / (9 * c))**0.5)
+            scale.append(m.logit_scale.weight.flatten() / (2 / c)**0.5)
+    return torch.cat(psi).std().item(), torch.cat(scale).std().item()
+
+
+@pytest.mark.parametrize('init_cfg', [
+    'pretrained', None, dict(type='Normal', layer='Conv2d', std=0.01)])
+def test_tips_layers_get_the_release_init(tmp_path, init_cfg):
+    torch.manual_seed(0)
+    if init_cfg == 'pretrained':
+        # A tiny ImageNet-style checkpoint: mmseg's ResNetV1c, no TIPS.
+        vanilla = ResNetV1c(depth=18, norm_cfg=BN)
+        torch.save({'state_dict': vanilla.state_dict()}, tmp_path / 'r18.pth')
+        init_cfg = dict(type='Pretrained',
+                        checkpoint=str(tmp_path / 'r18.pth'))
+    model = TIPSResNetV1c(depth=18, norm_cfg=BN, init_cfg=init_cfg)
+    # PyTorch's default init would leave both ratios 3-15x too large.
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, TIPS):
+                torch.nn.init.uniform_(m.psi_conv.weight, -1, 1)
+                torch.nn.init.uniform_(m.logit_scale.weight, -1, 1)
+    assert min(tips_weight_spread(model)) > 2
+    model.init_weights()
+    psi, scale = tips_weight_spread(model)
+    assert 0.9 < psi < 1.1 and 0.85 < scale < 1.15, (psi, scale)
+    if isinstance(init_cfg, dict) and init_cfg['type'] == 'Pretrained':
+        # ... while the backbone's own weights come from the checkpoint.
+        torch.testing.assert_close(model.layer3[0].conv2.weight,
+                                   vanilla.layer3[0].conv2.weight)
+        torch.testing.assert_close(model.stem[0].weight,
+                                   vanilla.stem[0].weight)
+
+
+def test_a_checkpoint_with_tips_weights_wins_over_the_init(tmp_path):
+    torch.manual_seed(0)
+    trained = TIPSResNetV1c(depth=18, norm_cfg=BN)
+    with torch.no_grad():
+        trained.layer2[0].down.logit_scale.weight.fill_(3.)
+    torch.save({'state_dict': trained.state_dict()}, tmp_path / 'tips.pth')
+    model = TIPSResNetV1c(depth=18, norm_cfg=BN, init_cfg=dict(
+        type='Pretrained', checkpoint=str(tmp_path / 'tips.pth')))
+    model.init_weights()
+    assert (model.layer2[0].down.logit_scale.weight == 3.).all()
+    torch.testing.assert_close(model.maxpool.psi_conv.weight,
+                               trained.maxpool.psi_conv.weight)
+
+
+def test_a_tips_layer_built_alone_has_the_release_init():
+    torch.manual_seed(0)
+    layer = TIPS(2048)
+    assert abs(layer.psi_conv.weight.std().item() /
+               (2 / (9 * 2048))**0.5 - 1) < 0.05
+    assert abs(layer.logit_scale.weight.std().item() / (2 / 2048)**0.5
+               - 1) < 0.1
+
+
+def test_max_blur_pool_stem_as_the_issue_builds_it():
+    """MaxBlurPool: the stem max-pool is an nn.MaxPool2d of stride 1,
+    visible as a module, followed by the downsampler."""
+    from mmseg.registry import MODELS
+    model = MODELS.build(dict(type='ShiftInvariantResNetV1c', depth=18,
+                              downsample_cfg=dict(type='BlurPool'),
+                              keep_stem_max=True)).eval()
+    pools = [m for m in model.modules() if isinstance(m, torch.nn.MaxPool2d)]
+    assert len(pools) == 1 and pools[0] is model.stem_max.pool
+    assert pools[0].stride == 1 and pools[0].kernel_size == 2
+    assert isinstance(model.maxpool, BlurPool)
+    seen = []
+    for m in (model.stem_max, model.maxpool):
+        m.register_forward_hook(lambda m, i, o: seen.append((m, i[0], o)))
+    with torch.no_grad():
+        outs = model(torch.randn(1, 3, 64, 64))
+    (pool, _, pooled), (blur, blur_in, blurred) = seen
+    assert blur_in is pooled and blurred.shape[-2:] == (16, 16)
+    assert [o.shape[1] for o in outs] == [64, 128, 256, 512]

@@ -118,3 +118,21 @@ def test_unpool_bilinear_fills_the_kept_phase_bilinearly(stride):
     inner = (slice(None), slice(None), slice(a0, h - stride),
              slice(b0, w - stride))
     torch.testing.assert_close(out[inner], plane[inner])
+
+
+def test_lps_unpooling_trains_the_scorer_unless_detached():
+    """LPS-U as the release: the unpooling gets the soft sample with its
+    graph, so the head's loss reaches the stem's scorer also through it."""
+    from tests.test_models.test_regularized_segmentor import batch
+    grads = {}
+    for detach in (False, True):
+        torch.manual_seed(0)
+        model = MODELS.build(model_cfg(
+            dict(type='LPS', detach_shared=detach))).train()
+        torch.manual_seed(1)  # same data and Gumbel noise in both runs
+        losses = model.loss(*batch(size=32))
+        model.parse_losses(losses)[0].backward()
+        grads[detach] = model.backbone.stem_down.scorer.conv1.weight.grad
+    # Both train it through the main path; the graph adds the unpooling's.
+    assert grads[True].abs().sum() > 0
+    assert not torch.allclose(grads[False], grads[True])

@@ -20,12 +20,22 @@ _CLAIM_ATTR = '_tips_regularized_by'
 _WARNED_ATTR = '_tips_unregularized_warned'
 
 
-def tips_layers(module: nn.Module) -> List[TIPS]:
-    """All TIPS layers in ``module``, in registration order."""
-    return [m for m in module.modules() if isinstance(m, TIPS)]
+def tips_layers(module: nn.Module,
+                training_only: bool = False) -> List[TIPS]:
+    """All TIPS layers in ``module``, in registration order.
+
+    Args:
+        module (nn.Module): Where to look.
+        training_only (bool): Only the layers in training mode: those of a
+            frozen stage (``frozen_stages``, in eval mode, no gradient) keep
+            nothing for the regularizers and take none. Defaults to False.
+    """
+    return [m for m in module.modules()
+            if isinstance(m, TIPS) and (m.training or not training_only)]
 
 
-def tips_stages(module: nn.Module) -> List[List[TIPS]]:
+def tips_stages(module: nn.Module,
+                training_only: bool = False) -> List[List[TIPS]]:
     """The TIPS layers of ``module`` grouped by downsampling step.
 
     A residual block downsamples twice in parallel (main branch and
@@ -38,6 +48,11 @@ def tips_stages(module: nn.Module) -> List[List[TIPS]]:
     ``Bottleneck``, which our blocks subclass), not by name, so the grouping
     holds for any backbone built from them.
 
+    Args:
+        module (nn.Module): Where to look.
+        training_only (bool): As :func:`tips_layers`; a stage whose layers
+            are all frozen is left out. Defaults to False.
+
     Returns:
         list[list[TIPS]]: Stages in module registration order, each with
         its layers in registration order.
@@ -46,7 +61,7 @@ def tips_stages(module: nn.Module) -> List[List[TIPS]]:
               if isinstance(m, (BasicBlock, Bottleneck))]
     stages = OrderedDict()
     for name, m in module.named_modules():
-        if isinstance(m, TIPS):
+        if isinstance(m, TIPS) and (m.training or not training_only):
             owner = next((b for b in blocks
                           if b == '' or name.startswith(b + '.')), name)
             stages.setdefault(owner, []).append(m)

@@ -256,3 +256,47 @@ def test_follower_copies_filter_and_padding():
         3, 'zero-bottom-right')
     assert isinstance(follower.lowpass, BlurPool)
     assert follower.lowpass.stride == 1
+
+
+def ref_aps_per_channel(x):
+    """The TIPS release's APS: odd maps padded by reflection at the
+    top/left, then per sample AND channel the component of largest l2 norm
+    over (h, w)."""
+    z = ref_pad(x.double(), 'reflect-top-left')
+    comps = ref_components(z)
+    n, c = x.shape[:2]
+    out = torch.zeros_like(comps[0])
+    for i in range(n):
+        for j in range(c):
+            norms = [comps[k, i, j].pow(2).sum() for k in range(4)]
+            out[i, j] = comps[int(torch.stack(norms).argmax()), i, j]
+    return out
+
+
+@pytest.mark.parametrize('size', [(6, 8), (5, 7)])
+def test_per_channel_aps_matches_the_tips_release(size):
+    torch.manual_seed(0)
+    x = torch.randn(2, 5, *size)
+    layer = APS(5, per_channel=True)
+    y = layer(x)
+    torch.testing.assert_close(y.double(), ref_aps_per_channel(x))
+    # Channels really choose differently (else per sample would do).
+    assert layer.last_weights.shape == (2, 5, 4)
+    assert len(set(layer.last_weights.argmax(-1).flatten().tolist())) > 1
+    assert not torch.allclose(y, APS(5)(x))
+    with pytest.raises(ValueError, match='its own APS'):
+        layer.make_follower(3)
+
+
+def test_per_channel_aps_shortcut_chooses_on_its_own():
+    from tips_mmseg.models import ShiftInvariantResNetV1c
+    model = ShiftInvariantResNetV1c(
+        depth=18, norm_cfg=dict(type='BN'),
+        downsample_cfg=dict(type='APS', per_channel=True)).eval()
+    block = model.layer2[0]
+    assert type(block.shortcut_down) is APS
+    assert block.shortcut_down.per_channel
+    with torch.no_grad():
+        model(torch.randn(1, 3, 32, 32))
+    assert block.shortcut_down.last_weights.shape == (1, 64, 4)
+    assert block.down.last_weights.shape == (1, 128, 4)

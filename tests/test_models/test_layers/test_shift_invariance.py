@@ -99,3 +99,39 @@ def test_blurpool_filter_is_binomial():
     layer = BlurPool(1, filter_size=3)
     expected = torch.tensor([[1., 2., 1.], [2., 4., 2.], [1., 2., 1.]]) / 16
     torch.testing.assert_close(layer.kernel[0, 0], expected)
+
+
+def _close_coarse_match(y_shifted, y, atol=1e-6):
+    h, w = y.shape[-2:]
+    return any(
+        torch.allclose(y_shifted, torch.roll(y, (i, j), dims=(-2, -1)),
+                       atol=atol)
+        for i in range(h) for j in range(w))
+
+
+@pytest.mark.parametrize('cfg, size', [
+    (dict(type='APS', channels=6, filter_size=3), (6, 6)),
+    (dict(type='LPS', channels=6, filter_size=3), (6, 6)),
+    (dict(type='APS', channels=6, filter_size=4), (4, 8)),
+    (dict(type='LPS', channels=6, filter_size=4), (8, 6)),
+    (dict(type='LPS', channels=6, stride=4), (8, 8)),
+    (dict(type='LPS', channels=6, stride=4, filter_size=3), (4, 12)),
+    (dict(type='APS', channels=6, stride=4), (12, 8)),
+])
+def test_every_circular_shift_of_an_even_map(cfg, size):
+    """Built from a config, eval, every shift of the map: each
+    sample's output is its unshifted output moved on the coarse grid
+    (filtered layers pad their low-pass circularly; stride s needs sides
+    that are multiples of s)."""
+    from tips_mmseg.models.layers import build_downsample
+    torch.manual_seed(0)
+    cfg = dict(cfg)
+    layer = build_downsample(cfg, cfg.pop('channels')).eval()
+    x = torch.randn(3, 6, *size)
+    with torch.no_grad():
+        y = layer(x)
+        for dh in range(size[0]):
+            for dw in range(size[1]):
+                y_shifted = layer(torch.roll(x, (dh, dw), dims=(-2, -1)))
+                for n in range(3):
+                    assert _close_coarse_match(y_shifted[n], y[n]), (dh, dw)

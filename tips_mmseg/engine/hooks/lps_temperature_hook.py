@@ -3,6 +3,7 @@ import bisect
 import math
 from typing import Optional, Sequence, Tuple
 
+from mmengine.dataset import InfiniteSampler
 from mmengine.hooks import Hook
 from mmengine.logging import print_log
 from mmengine.model import is_model_wrapper
@@ -28,6 +29,37 @@ LPS_PRESETS = {
 }
 
 
+def iters_per_epoch(dataloader) -> int:
+    """Iterations one process runs per pass over the dataset.
+
+    A sampler that splits the dataset among ranks (mmengine's
+    ``DefaultSampler``) has the per-rank length, and so has the
+    dataloader. mmengine's ``InfiniteSampler`` - mmseg's default for
+    iteration-based runs - reports the whole dataset on every rank while
+    each rank takes every ``world_size``-th sample, so its dataloader's
+    length is ``world_size`` times one rank's share.
+
+    Args:
+        dataloader: A ``torch.utils.data.DataLoader``.
+
+    Returns:
+        int: At least 1.
+    """
+    sampler = getattr(dataloader, 'sampler', None)
+    batch_sampler = getattr(dataloader, 'batch_sampler', None)
+    if not isinstance(sampler, InfiniteSampler):
+        sampler = getattr(batch_sampler, 'sampler', None)
+    if not isinstance(sampler, InfiniteSampler):
+        return max(1, len(dataloader))
+    batch_size = (getattr(dataloader, 'batch_size', None)
+                  or getattr(batch_sampler, 'batch_size', 1))
+    drop_last = bool(getattr(batch_sampler, 'drop_last', False))
+    per_rank = sampler.size / sampler.world_size
+    iters = (math.floor(per_rank / batch_size) if drop_last else
+             math.ceil(per_rank / batch_size))
+    return max(1, iters)
+
+
 @HOOKS.register_module()
 class LPSTemperatureHook(Hook):
     """Set the temperature of every LPS layer from a schedule.
@@ -38,9 +70,14 @@ class LPSTemperatureHook(Hook):
     ``((step, temperature), ...)`` in epochs or iterations, e.g. one of
     LPS's segmentation schedules by name (``preset``, see
     :data:`LPS_PRESETS`). Epoch knots also work with mmseg's iteration-based
-    loops: the epoch is ``iter // iters_per_epoch`` (by default the length of
-    the train dataloader), and the temperature stays constant within an
-    epoch, as in LPS's release.
+    loops: the epoch is ``iter // iters_per_epoch``, and the temperature
+    stays constant within an epoch, as in LPS's release. An epoch is one
+    pass over the dataset by all processes together, so
+    ``iters_per_epoch`` defaults to the iterations of ONE process per pass
+    (:func:`iters_per_epoch`): with mmseg's ``InfiniteSampler``, whose
+    length is the whole dataset on every rank, that is
+    ``ceil(len(dataset) / (world_size * batch_size))``, not
+    ``len(train_dataloader)``.
 
     Args:
         start (float): Temperature at the start. Defaults to 1.0.
@@ -56,7 +93,8 @@ class LPSTemperatureHook(Hook):
         knot_unit (str): Unit of the knots' steps, 'epoch' or 'iter'.
             Defaults to 'epoch'.
         iters_per_epoch (int, optional): Iterations per epoch for epoch
-            knots. Defaults to None (``len(runner.train_dataloader)``).
+            knots, per process. Defaults to None (from the train dataloader,
+            see :func:`iters_per_epoch`).
     """
 
     priority = 'NORMAL'
@@ -101,6 +139,7 @@ class LPSTemperatureHook(Hook):
                                                           by_epoch, mode)
         self.preset, self.knots, self.knot_unit = preset, knots, knot_unit
         self.iters_per_epoch = iters_per_epoch
+        self._per_epoch: Optional[int] = None  # set in before_train
 
     def temperature(self, progress: float) -> float:
         """Closed-form temperature after ``progress`` (0..1) of training."""
@@ -133,6 +172,13 @@ class LPSTemperatureHook(Hook):
         if not self._layers(runner):
             print_log('LPSTemperatureHook: the model has no LPS layer; the '
                       'hook does nothing.', logger='current', level=30)
+        self._per_epoch = None
+        if self.knots is not None and self.knot_unit == 'epoch':
+            self._per_epoch = self.iters_per_epoch or iters_per_epoch(
+                runner.train_dataloader)
+            print_log(f'LPSTemperatureHook: an epoch of the knots is '
+                      f'{self._per_epoch} iterations per process.',
+                      logger='current')
 
     def before_train_epoch(self, runner) -> None:
         if self.knots is None and self.by_epoch:
@@ -143,8 +189,8 @@ class LPSTemperatureHook(Hook):
         if self.knots is not None:
             step = runner.iter
             if self.knot_unit == 'epoch':
-                per_epoch = self.iters_per_epoch or len(
-                    runner.train_dataloader)
+                per_epoch = self._per_epoch or self.iters_per_epoch or \
+                    iters_per_epoch(runner.train_dataloader)
                 step = runner.iter // per_epoch
             self._set(runner, self.knot_temperature(step))
         elif not self.by_epoch:

@@ -9,7 +9,7 @@ class TIPSProgressHook(Hook):
     """Call ``model.set_train_progress(runner.iter, runner.max_iters)``
     before every training iteration.
 
-    L_undo switches on at ``tips_cfg.eps * max_iters``. Segmentors of
+    L_undo switches on at ``tips_cfg.undo_start * max_iters``. Segmentors of
     tips_mmseg also read the runner's message hub, so this hook makes the
     dependence explicit (and works with loops that do not fill the hub).
     Raises at the start of training if the model cannot take the progress.

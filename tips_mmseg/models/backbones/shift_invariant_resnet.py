@@ -73,7 +73,9 @@ def stage_downsample_cfg(cfg: DownsampleCfg, stage: int,
 
 class StemMaxPool(nn.Module):
     """The stem max-pool at stride 1 (its max kept, the stride moved to the
-    downsampler after it). No parameters; output size = input size.
+    downsampler after it): an ``nn.MaxPool2d(k, stride=1)`` (``self.pool``)
+    after the padding that keeps the size. No parameters; output size =
+    input size.
 
     Args:
         kernel_size (int): 2 (APS's and antialiased-cnns' released ResNets:
@@ -91,21 +93,26 @@ class StemMaxPool(nn.Module):
         self.kernel_size = kernel_size
         self.circular = circular or kernel_size == 2
         self.pad = (0, 1, 0, 1) if kernel_size == 2 else (1, 1, 1, 1)
+        # -inf padding is the pool's own; circular padding comes before it.
+        self.pool = nn.MaxPool2d(
+            kernel_size, stride=1,
+            padding=0 if self.circular else 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.circular:
             x = F.pad(x, self.pad, mode='circular')
-        else:
-            x = F.pad(x, self.pad, value=float('-inf'))
-        return F.max_pool2d(x, self.kernel_size, stride=1)
+        return self.pool(x)
 
     def extra_repr(self) -> str:
         return f'kernel_size={self.kernel_size}, circular={self.circular}'
 
 
 def _shares_component(down: nn.Module) -> bool:
-    """APS/LPS shortcuts must keep the component their main branch chose."""
-    return isinstance(down, (APS, LPS))
+    """APS/LPS shortcuts must keep the component their main branch chose
+    (a per-channel APS, as the TIPS release's, cannot be followed: its
+    shortcut chooses on its own, as there)."""
+    return isinstance(down, (APS, LPS)) and not getattr(
+        down, 'per_channel', False)
 
 
 class _DownsampleBlockMixin:

@@ -136,7 +136,8 @@ class PolyphaseDownsample(BaseModule):
         x = self.polyphase_input(x)
         if weights is None:
             weights = self.component_weights(x)
-        self.last_weights = weights.detach()
+        self.last_weights = (weights if self.shares_weight_graph() else
+                             weights.detach())
         if self.keeps_one_component():
             # Gathering one component is cheaper than a mix with 0/1 weights.
             return select_phase(x, weights[:, 0].argmax(-1), self.stride)
@@ -144,6 +145,13 @@ class PolyphaseDownsample(BaseModule):
 
     def keeps_one_component(self) -> bool:
         """Whether the weights are one-hot per sample in the current mode."""
+        return False
+
+    def shares_weight_graph(self) -> bool:
+        """Whether ``last_weights`` keeps its autograd graph, so that the
+        layers that reuse it (a shortcut's :class:`PolyphaseFollower`,
+        polyphase unpooling) pass their gradient back to whatever computed
+        the weights."""
         return False
 
 

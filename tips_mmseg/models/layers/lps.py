@@ -93,6 +93,12 @@ class LPS(PolyphaseDownsample):
         stride (int): Choose among the s*s components (output ceil(H/s));
             in eval exactly invariant to circular shifts when H and W are
             multiples of s. Defaults to 2.
+        detach_shared (bool): In training, hand the soft sample to the
+            shortcut (:class:`PolyphaseFollower`) and to polyphase unpooling
+            detached, so that only the main branch trains the scorer. False
+            keeps its graph: the shortcut's and the unpooling's gradients
+            reach the scorer too, as in LPS's release (which passes the
+            sample itself to both). Defaults to False.
         init_cfg (dict, optional): mmengine initialization config.
             Defaults to None.
     """
@@ -104,9 +110,14 @@ class LPS(PolyphaseDownsample):
                  scorer: str = 'lps',
                  filter_size: int = 1,
                  odd_padding: str = 'reflect-top-left',
-                 init_cfg: Optional[dict] = None, stride: int = 2):
+                 init_cfg: Optional[dict] = None, stride: int = 2,
+                 detach_shared: bool = False):
         super().__init__(channels, init_cfg=init_cfg, odd_padding=odd_padding,
                          filter_size=filter_size, stride=stride)
+        if not isinstance(detach_shared, bool):
+            raise ValueError(f'LPS detach_shared must be True or False, got '
+                             f'{detach_shared!r}.')
+        self.detach_shared = detach_shared
         if not isinstance(hidden_channels, int) or hidden_channels < 1:
             raise ValueError(
                 f'LPS hidden_channels must be a positive int, got '
@@ -138,7 +149,11 @@ class LPS(PolyphaseDownsample):
     def keeps_one_component(self) -> bool:
         return not self.training
 
+    def shares_weight_graph(self) -> bool:
+        return self.training and not self.detach_shared
+
     def extra_repr(self) -> str:
         return (f'channels={self.channels}, temperature={self.temperature}, '
                 f'scorer={self.scorer_type}, filter_size={self.filter_size}, '
-                f'odd_padding={self.odd_padding}, stride={self.stride}')
+                f'odd_padding={self.odd_padding}, stride={self.stride}'
+                + (', detach_shared=True' if self.detach_shared else ''))

@@ -191,6 +191,7 @@ class TIPS(PolyphaseDownsample):
             channels, channels, 3, padding=1, groups=channels, bias=False)
         self.logit_scale = nn.Conv2d(
             channels, channels, 1, groups=channels, bias=False)
+        self.reset_parameters()
         # tau and X (the padded input) of the last training forward, kept
         # with their graph for the regularizers (psi(X) is recomputed from X:
         # keeping it would hold a map of X's size through the network).
@@ -206,6 +207,31 @@ class TIPS(PolyphaseDownsample):
     def last_tau(self) -> Optional[torch.Tensor]:
         """(N, C, s*s) mixing weights of the last forward (detached)."""
         return self.last_weights
+
+    def reset_parameters(self):
+        """The release's init: Kaiming normal, fan_out, ReLU gain, on both
+        convs (its ResNet initialises every conv so, TIPS's included):
+        std ``sqrt(2 / (9 C))`` for psi's taps and ``sqrt(2 / C)`` for the
+        scales: ``3 / sqrt(1.5 C)`` times PyTorch's default (1/3.3 for
+        C = 64, 1/13 for C = 1024)."""
+        for conv in (self.psi_conv, self.logit_scale):
+            nn.init.kaiming_normal_(conv.weight, mode='fan_out',
+                                    nonlinearity='relu')
+
+    def init_weights(self):
+        """Initialise as the release does whatever the backbone's init_cfg.
+
+        A backbone's ``init_cfg`` initialises its convs (mmseg's ResNet:
+        Kaiming, as the release) or loads a checkpoint; with
+        ``dict(type='Pretrained', ...)`` the new TIPS layers, absent from an
+        ImageNet checkpoint, would keep whatever they had. mmengine calls
+        this after the parent's own initialisers and before its checkpoint
+        is loaded, so a checkpoint that holds TIPS weights still wins. A
+        TIPS layer's own ``init_cfg`` takes precedence over this.
+        """
+        if not self._is_init and not self.init_cfg:
+            self.reset_parameters()
+        super().init_weights()
 
     def _psi_spec(self, x: torch.Tensor) -> ConvSpec:
         """psi's depthwise conv of ``x`` (circular once a backbone converts

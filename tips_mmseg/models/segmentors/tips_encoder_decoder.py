@@ -10,11 +10,12 @@ _TIPS_CFG_DOC = """
     Args:
         tips_cfg (dict, optional): Regularizer settings, merged into
             ``DEFAULT_TIPS_CFG`` = ``dict(lambda_fm=1.0, alpha=0.35,
-            eps=0.21, undo_mode='circular', undo_range='input',
+            undo_start=0.21, undo_mode='circular', undo_range='input',
             undo_shift=None, undo_detach=True, fm_reduction='channels',
             undo_reduction='stages')``: L_FM weight; alpha (task losses
             scaled by 1 - alpha, L_undo by alpha); L_undo on from
-            ``eps * max_iters``; L_undo's shift ('circular' roll or
+            ``undo_start * max_iters`` (``eps``: its deprecated old
+            name); L_undo's shift ('circular' roll or
             'standard' zero fill), its range m (H/4, W/4 of the network
             'input' or of each 'layer'; ``undo_shift`` fixes m), whether
             its target is detached; how L_FM and L_undo are gathered over

@@ -1,7 +1,7 @@
 """The TIPS regularizers as loss terms of a segmentor.
 
     L = (1 - alpha) * L_task + lambda_fm * L_FM
-        + alpha * [iter >= eps * max_iters] * L_undo
+        + alpha * [iter >= undo_start * max_iters] * L_undo
 
 How L_FM and L_undo are gathered over the TIPS layers, and how L_undo
 shifts, is set by ``tips_cfg`` (see :class:`TIPSRegularizerMixin`); the
@@ -33,13 +33,36 @@ UNDO_REDUCTIONS = ('stages', 'layers')
 DEFAULT_TIPS_CFG = dict(
     lambda_fm=1.0,
     alpha=0.35,
-    eps=0.21,
+    undo_start=0.21,
     undo_mode='circular',
     undo_range='input',
     undo_shift=None,
     undo_detach=True,
     fm_reduction='channels',
     undo_reduction='stages')
+
+
+#: Old ``tips_cfg`` keys still accepted, and their new names.
+DEPRECATED_TIPS_KEYS = dict(eps='undo_start')
+
+
+def _rename_deprecated(tips_cfg: dict) -> dict:
+    """Move old keys to their new names, with a warning; both given is an
+    error (which one was meant is unknowable)."""
+    cfg = dict(tips_cfg)
+    for old, new in DEPRECATED_TIPS_KEYS.items():
+        if old not in cfg:
+            continue
+        if new in cfg:
+            raise ValueError(
+                f'tips_cfg has both {old!r} and {new!r}; {old!r} is the old '
+                f'name of {new!r}: keep only {new}={cfg[new]!r}.')
+        msg = (f'tips_cfg.{old} is deprecated: rename it to {new} (the '
+               f'same value, a fraction of training).')
+        warnings.warn(msg, DeprecationWarning, stacklevel=4)
+        print_log(msg, logger='current', level=logging.WARNING)
+        cfg[new] = cfg.pop(old)
+    return cfg
 
 
 def _check_choice(cfg: dict, key: str, choices: Sequence[str]):
@@ -50,18 +73,19 @@ def _check_choice(cfg: dict, key: str, choices: Sequence[str]):
 
 def _check_tips_cfg(tips_cfg: Optional[dict]) -> dict:
     cfg = dict(DEFAULT_TIPS_CFG)
-    unknown = set(tips_cfg or {}) - set(cfg)
+    tips_cfg = _rename_deprecated(tips_cfg or {})
+    unknown = set(tips_cfg) - set(cfg)
     if unknown:
         raise KeyError(f'Unknown tips_cfg keys {sorted(unknown)}; valid keys '
                        f'are {sorted(cfg)}.')
-    cfg.update(tips_cfg or {})
+    cfg.update(tips_cfg)
     if not 0 <= cfg['alpha'] < 1:
         raise ValueError(f"tips_cfg.alpha must be in [0, 1), got "
                          f"{cfg['alpha']} (the task loss is scaled by "
                          '1 - alpha).')
-    if not 0 <= cfg['eps'] <= 1:
-        raise ValueError(f"tips_cfg.eps must be in [0, 1] (a fraction of "
-                         f"max_iters), got {cfg['eps']}.")
+    if not 0 <= cfg['undo_start'] <= 1:
+        raise ValueError(f"tips_cfg.undo_start must be in [0, 1] (a fraction "
+                         f"of max_iters), got {cfg['undo_start']}.")
     if cfg['lambda_fm'] < 0:
         raise ValueError(f"tips_cfg.lambda_fm must be >= 0, got "
                          f"{cfg['lambda_fm']}.")
@@ -83,6 +107,14 @@ def _check_tips_cfg(tips_cfg: Optional[dict]) -> dict:
                 f'(m_h, m_w) of them, got {shift!r}.')
         cfg['undo_shift'] = tuple(pair)
     return cfg
+
+
+def _loads_checkpoint(module: torch.nn.Module) -> bool:
+    """Whether ``module``'s init_cfg loads a checkpoint."""
+    cfgs = getattr(module, 'init_cfg', None) or []
+    cfgs = [cfgs] if isinstance(cfgs, dict) else cfgs
+    return any(isinstance(c, dict) and c.get('type') == 'Pretrained'
+               for c in cfgs)
 
 
 def _scale(value, factor: float):
@@ -159,8 +191,10 @@ class TIPSRegularizerMixin:
 
     - ``lambda_fm`` (1.0), ``alpha`` (0.35): the weights above (the
       release's).
-    - ``eps`` (0.21): L_undo is on from ``eps * max_iters``; the release's
-      README example wakes it at epoch 100 of 480.
+    - ``undo_start`` (0.21): L_undo is on from ``undo_start * max_iters``
+      (a fraction of training); the release's README example wakes it at
+      epoch 100 of 480. ``eps``, its old name, is still accepted with a
+      deprecation warning (giving both is an error).
     - ``undo_mode`` ('circular'): the shift T of L_undo rolls the layer's
       input (``torch.roll``, as the release trains); 'standard' fills with
       zeros.
@@ -185,8 +219,8 @@ class TIPSRegularizerMixin:
     script builds them on purpose (explicit concatenation, explicit
     ``1 / num_down`` weights); the per-layer variants are there to compare.
 
-    Training progress (for the L_undo switch at ``eps * max_iters``) comes
-    from, in this order:
+    Training progress (for the L_undo switch at ``undo_start * max_iters``)
+    comes from, in this order:
 
     1. :meth:`set_train_progress`, called by ``TIPSProgressHook`` before each
        training iteration;
@@ -200,7 +234,9 @@ class TIPSRegularizerMixin:
     L_undo`` once switched on, a constant 0 before (always logged). Every
     TIPS parameter gets a gradient from the task loss and L_FM in every
     step, so DDP needs no ``find_unused_parameters``. Without TIPS layers
-    the loss dict is left unchanged.
+    the loss dict is left unchanged; TIPS layers in eval mode (a frozen
+    stage of the backbone, ``frozen_stages >= 0``) are left out of both
+    terms, as they are not trained.
     """
 
     def _init_tips_regularizer(self, tips_cfg: Optional[dict]):
@@ -214,6 +250,25 @@ class TIPSRegularizerMixin:
         for h in heads:
             if hasattr(h, 'bind_downsamplers'):
                 h.bind_downsamplers(self.backbone)
+
+    def init_weights(self):
+        """mmengine's init, then the release's init for TIPS layers that a
+        backbone's own ``init_weights`` overwrote.
+
+        :meth:`TIPS.init_weights` runs whenever its parents call their
+        children's (mmseg's ResNets, any ``init_cfg``). Some backbones
+        instead set every conv themselves and call no child (MiT without
+        ``init_cfg``), which would leave TIPS with their conv init. TIPS
+        layers under a module that loads a checkpoint (``Pretrained``
+        init_cfg) are left as loaded.
+        """
+        super().init_weights()
+        loaded = [m for m in self.modules() if _loads_checkpoint(m)]
+        for layer in tips_layers(self):
+            if layer.init_cfg or any(
+                    any(sub is layer for sub in m.modules()) for m in loaded):
+                continue
+            layer.reset_parameters()
 
     def set_train_progress(self, cur_iter: int, max_iters: int):
         """Tell the model the current training iteration (0-based)."""
@@ -230,8 +285,8 @@ class TIPSRegularizerMixin:
 
     def undo_active(self) -> bool:
         """Whether L_undo is switched on in the current iteration."""
-        eps = self.tips_cfg['eps']
-        if eps == 0:
+        start = self.tips_cfg['undo_start']
+        if start == 0:
             return True
         progress = self._progress()
         if progress is None:
@@ -239,15 +294,15 @@ class TIPSRegularizerMixin:
                 self._warned_no_progress = True
                 msg = (f'{type(self).__name__} does not know the training '
                        f'iteration, so L_undo is on from the start (not from '
-                       f'eps={eps} of training). Train with an mmengine '
-                       "Runner, add custom_hooks=[dict(type='TIPSProgress"
-                       "Hook')] or call model.set_train_progress(iter, "
-                       'max_iters).')
+                       f'undo_start={start} of training). Train with an '
+                       'mmengine Runner, add custom_hooks=[dict(type='
+                       "'TIPSProgressHook')] or call "
+                       'model.set_train_progress(iter, max_iters).')
                 warnings.warn(msg, UserWarning, stacklevel=3)
                 print_log(msg, logger='current', level=logging.WARNING)
             return True
         cur_iter, max_iters = progress
-        return cur_iter >= eps * max_iters
+        return cur_iter >= start * max_iters
 
     def undo_max_shift(self, input_size: Optional[Sequence[int]] = None
                        ) -> Optional[Tuple[int, int]]:
@@ -288,7 +343,9 @@ class TIPSRegularizerMixin:
             input_size (Sequence[int], optional): (H, W) of the network
                 input. Defaults to None (that of the last forward).
         """
-        layers = tips_layers(self)
+        # A frozen stage's TIPS layers (eval mode) are not trained: no
+        # regularizer for them (they cached nothing in this forward).
+        layers = tips_layers(self, training_only=True)
         if not layers:
             return losses
         cfg = self.tips_cfg
@@ -300,7 +357,7 @@ class TIPSRegularizerMixin:
         losses['loss_fm'] = cfg['lambda_fm'] * fm
         if self.undo_active():
             undo = undo_loss(
-                tips_stages(self), cfg['undo_reduction'],
+                tips_stages(self, training_only=True), cfg['undo_reduction'],
                 max_shift=self.undo_max_shift(input_size),
                 mode=cfg['undo_mode'], detach=cfg['undo_detach'])
             losses['loss_undo'] = cfg['alpha'] * undo
@@ -316,7 +373,7 @@ class TIPSRegularizerMixin:
             # hand, instead of keeping or recomputing it at the end.
             cfg = self.tips_cfg
             max_shift = self.undo_max_shift(inputs.shape[-2:])
-            for layer in tips_layers(self):
+            for layer in tips_layers(self, training_only=True):
                 layer.request_undo(max_shift, cfg['undo_mode'],
                                    cfg['undo_detach'])
         return self.add_tips_losses(
