@@ -1,7 +1,7 @@
 # TIPSEncoderDecoder with its regularizers (L_FM, L_undo) at our defaults,
 # written out (the release's training where deliberate; docs/fidelity.md),
 # and the hook that tells the regularizers the training progress (L_undo
-# switches on at eps of training). A config merges these into its own keys:
+# switches on at undo_start of training). A config merges these into its own keys:
 #     model = _base_.tips_model
 #     custom_hooks = _base_.tips_hooks
 # Override fields in `model` (e.g. model=dict(tips_cfg=dict(alpha=0.5))),
