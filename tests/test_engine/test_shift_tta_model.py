@@ -127,6 +127,14 @@ def test_state_dict_has_the_segmentor_keys_both_ways(tmp_path):
     plain = build_model(strided_model_cfg())
     wrapped = ShiftTTAModel(copy.deepcopy(plain), max_shift=4)
     assert list(wrapped.state_dict()) == list(plain.state_dict())
+    # segmentor attributes read through the wrapper (hooks do), copies
+    # (EMA does) keep the keys
+    assert wrapped.num_classes == plain.num_classes
+    assert wrapped.decode_head is wrapped.module.decode_head
+    assert list(copy.deepcopy(wrapped).state_dict()) == list(
+        plain.state_dict())
+    with pytest.raises(AttributeError):
+        wrapped.no_such_attribute
     # a plain checkpoint loads into the wrapper, through mmengine's loader
     # and through torch's own load_state_dict
     fresh = build_model(strided_model_cfg())

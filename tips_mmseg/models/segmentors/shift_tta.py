@@ -456,9 +456,12 @@ class ShiftTTAModel(BaseTTAModel):
         try:
             return super().__getattr__(name)
         except AttributeError:
-            if name == 'module' or 'module' not in self._modules:
+            # __dict__ directly: during copy/unpickling _modules may not
+            # exist yet, and looking it up would recurse.
+            module = self.__dict__.get('_modules', {}).get('module')
+            if module is None or name.startswith('__'):
                 raise
-            return getattr(self._modules['module'], name)
+            return getattr(module, name)
 
     # --- training and plain forwards: the segmentor's ----------------------
     def forward(self, inputs, data_samples=None, mode: str = 'tensor'):
