@@ -28,9 +28,12 @@ def parse_args(argv=None):
     parser.add_argument('--num-images', type=int, default=16)
     parser.add_argument('--num-shifts', type=int, default=5)
     parser.add_argument('--max-shift', type=int, default=32)
-    parser.add_argument('--modes', nargs='+', default=['standard', 'circular'],
+    parser.add_argument('--modes',
+                        nargs='+',
+                        default=['standard', 'circular'],
                         help='any of standard circular crop subpixel')
-    parser.add_argument('--device', default=None,
+    parser.add_argument('--device',
+                        default=None,
                         help='cpu forces CPU; default: the Runner decides')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction)
     return parser.parse_args(argv)
@@ -64,8 +67,10 @@ def main(argv=None):
         h for h in cfg.get('custom_hooks', [])
         if h.get('type') != 'ShiftConsistencyHook'
     ] + [
-        dict(type='ShiftConsistencyHook', num_shifts=args.num_shifts,
-             max_shift=args.max_shift, modes=tuple(args.modes))
+        dict(type='ShiftConsistencyHook',
+             num_shifts=args.num_shifts,
+             max_shift=args.max_shift,
+             modes=tuple(args.modes))
     ]
     if args.device == 'cpu':
         import os
