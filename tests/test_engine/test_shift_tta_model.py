@@ -108,20 +108,23 @@ def test_metric_gives_the_numbers_of_the_former_hook(dataset, case):
 
 
 def test_hook_and_explicit_config_agree(dataset):
+    """Hook alone, wrapper + metric alone, and both (the hook then uses
+    the config's wrapper and metric): the same numbers."""
     options = dict(num_shifts=2, max_shift=5, modes=ALL)
     runs = {}
-    for via in ('hook', 'metric'):
+    for via in ('hook', 'metric', 'both'):
         model = build_model(strided_model_cfg())
-        runs[via] = Runner(
-            **runner_cfg(dataset / 'data',
-                         dataset / f'agree_{via}',
-                         model,
-                         2,
-                         options,
-                         via=via,
-                         experiment_name=f'agree_{via}')).test()
-    assert runs['hook'] == runs['metric']
+        cfg = runner_cfg(dataset / 'data', dataset / f'agree_{via}', model,
+                         2, options, via=via.replace('both', 'metric'),
+                         experiment_name=f'agree_{via}')
+        if via == 'both':
+            cfg['custom_hooks'] = [dict(type='ShiftConsistencyHook')]
+        runner = Runner(**cfg)
+        runs[via] = runner.test()
+    assert runs['hook'] == runs['metric'] == runs['both']
     assert set(ALL_SHIFT_METRIC_KEYS) <= set(runs['hook'])
+    assert [type(m).__name__ for m in runner.test_loop.evaluator.metrics
+            ] == ['IoUMetric', 'ShiftConsistencyMetric']
 
 
 def test_hook_removes_wrapper_and_metric_after_the_loop(dataset):
