@@ -1,10 +1,10 @@
-from .shift_tta import ShiftTTAModel
+from .shift_tta import ShiftPredictor, ShiftTTAModel
 from .tips_encoder_decoder import (TIPSCascadeEncoderDecoder,
                                    TIPSEncoderDecoder)
 from .tips_regularizer import DEFAULT_TIPS_CFG, TIPSRegularizerMixin
 
 __all__ = [
-    'ShiftTTAModel',
+    'ShiftTTAModel', 'ShiftPredictor',
     'TIPSEncoderDecoder', 'TIPSCascadeEncoderDecoder',
     'TIPSRegularizerMixin', 'DEFAULT_TIPS_CFG'
 ]
