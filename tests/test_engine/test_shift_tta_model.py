@@ -14,6 +14,7 @@ from tests.shift_toys import (build_model, dataset_cfg, head,
                               runner_cfg, strided_model_cfg, write_dataset)
 from tips_mmseg.evaluation import ALL_SHIFT_METRIC_KEYS
 from tips_mmseg.models import ShiftTTAModel
+from tips_mmseg.utils import safe_checkpoint_path
 
 ALL = ('standard', 'circular', 'crop', 'subpixel')
 SLIDE = dict(mode='slide', crop_size=(16, 16), stride=(12, 12))
@@ -233,7 +234,7 @@ def test_training_through_the_wrapper_is_the_segmentors(dataset):
                            initial['backbone.stem.0.weight'])  # it trained
     ckpt = dataset / 'train_wrapped' / 'iter_3.pth'
     reloaded = build_model(strided_model_cfg())
-    load_checkpoint(reloaded, str(ckpt), strict=True)
+    load_checkpoint(reloaded, safe_checkpoint_path(str(ckpt)), strict=True)
     for key, value in plain.state_dict().items():
         assert torch.equal(reloaded.state_dict()[key], value), key
     best = list((dataset / 'train_wrapped').glob('best_mASSC_iter_3.pth'))
@@ -285,7 +286,8 @@ def _tool_config(tmp_path):
         "test_cfg = dict(type='TestLoop')\n"
         "default_hooks = dict(checkpoint=dict(type='CheckpointHook', "
         "by_epoch=False, interval=2, save_best='mASSC', rule='greater'), "
-        "logger=dict(type='LoggerHook', interval=1))\n")
+        "logger=dict(type='LoggerHook', interval=1), "
+        "checkpoint_safety=dict(type='CheckpointSafetyHook'))\n")
     return config
 
 
