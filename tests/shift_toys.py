@@ -185,7 +185,19 @@ def write_dataset(root, num_images=5, size=(32, 32), ignore_band=False,
     return root
 
 
-def dataset_cfg(root):
+#: PackSegInputs' default meta keys plus ``sample_idx`` (seeds the draws
+#: by dataset index, as the hook did before it became wrapper + metric).
+META_KEYS_WITH_INDEX = ('img_path', 'seg_map_path', 'ori_shape', 'img_shape',
+                        'pad_shape', 'scale_factor', 'flip', 'flip_direction',
+                        'reduce_zero_label', 'sample_idx')
+#: Options of ShiftConsistencyHook that belong to the metric.
+METRIC_OPTIONS = ('boundary_width', 'single_class_threshold', 'ignore_index')
+
+
+def dataset_cfg(root, pack_index=False):
+    pack = dict(type='PackSegInputs')
+    if pack_index:
+        pack['meta_keys'] = META_KEYS_WITH_INDEX
     return dict(
         type='BaseSegDataset',
         data_root=str(root),
@@ -197,17 +209,35 @@ def dataset_cfg(root):
             palette=[[0, 0, 0], [128, 0, 0], [0, 128, 0]]),
         pipeline=[
             dict(type='LoadImageFromFile'),
-            dict(type='LoadAnnotations'),
-            dict(type='PackSegInputs')
+            dict(type='LoadAnnotations'), pack
         ])
 
 
-def runner_cfg(root, work_dir, model, batch_size=2, hook=None, **kwargs):
+def runner_cfg(root, work_dir, model, batch_size=2, hook=None, via='hook',
+               pack_index=False, **kwargs):
     """Keyword arguments of a real mmengine Runner that only tests.
 
     Args:
         model (nn.Module): A built segmentor (see :func:`build_model`).
+        hook (dict, optional): Shift-consistency options (those of
+            ShiftConsistencyHook).
+        via (str): ``'hook'``: ShiftConsistencyHook in custom_hooks;
+            ``'metric'``: the segmentor wrapped in ShiftTTAModel and
+            ShiftConsistencyMetric beside IoUMetric, no hook.
+        pack_index (bool): Pack ``sample_idx`` (draws seeded by index).
     """
+    options = dict(hook or {})
+    evaluator = dict(type='IoUMetric', iou_metrics=['mIoU'])
+    custom_hooks = [dict(type='ShiftConsistencyHook', **options)]
+    if via == 'metric':
+        metric = dict(type='ShiftConsistencyMetric')
+        for key in METRIC_OPTIONS:
+            if key in options:
+                metric[key] = options.pop(key)
+        model = MODELS.build(
+            dict(type='ShiftTTAModel', module=model, **options))
+        evaluator = [evaluator, metric]
+        custom_hooks = []
     cfg = dict(
         model=model,
         work_dir=str(work_dir),
@@ -215,10 +245,10 @@ def runner_cfg(root, work_dir, model, batch_size=2, hook=None, **kwargs):
             batch_size=batch_size,
             num_workers=0,
             sampler=dict(type='DefaultSampler', shuffle=False),
-            dataset=dataset_cfg(root)),
-        test_evaluator=dict(type='IoUMetric', iou_metrics=['mIoU']),
+            dataset=dataset_cfg(root, pack_index)),
+        test_evaluator=evaluator,
         test_cfg=dict(type='TestLoop'),
-        custom_hooks=[dict(type='ShiftConsistencyHook', **(hook or {}))],
+        custom_hooks=custom_hooks,
         default_scope='mmseg',
         env_cfg=dict(dist_cfg=dict(backend='gloo')),
         log_level='WARNING')

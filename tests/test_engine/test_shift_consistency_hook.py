@@ -169,7 +169,8 @@ def test_oversize_shift_fails_before_the_first_training_iteration(dataset):
 
 
 def test_val_metrics_reach_message_hub_and_json_logs(dataset):
-    """RuntimeInfoHook / LoggerHook see the keys: the hook runs first."""
+    """RuntimeInfoHook / LoggerHook see the keys: they come out of the
+    evaluator (the hook only inserts the metric), whatever the hook order."""
     model = build_model(strided_model_cfg())
     loader = runner_cfg(dataset / 'data', dataset / 'val', model)
     runner = Runner(

@@ -1,60 +1,67 @@
 """Stand-alone shift-consistency evaluation of a model over a dataloader.
 
-The same evaluator as :class:`~tips_mmseg.engine.hooks.ShiftConsistencyHook`
-(so the same numbers for the same shifts), plus the consistency map.
-Single process: for N processes use the hook inside ``runner.test()``.
+The same wrapper and per-image scoring as the metric (so the same numbers
+for the same shifts), plus the consistency map. Single process: for N
+processes use ``ShiftConsistencyMetric`` (or the hook) in ``runner.test()``.
 """
 from typing import Optional, Sequence
 
 import torch
 from mmengine.utils import ProgressBar
 
-from tips_mmseg.evaluation.shift_evaluator import (DEFAULT_MODES,
-                                                   EVAL_MODES,
-                                                   ShiftConsistencyEvaluator,
-                                                   dataset_num_classes,
-                                                   image_index_map,
-                                                   image_index_of)
-from tips_mmseg.evaluation.shift_metrics import (class_consistency,
-                                                 compute_shift_metrics,
-                                                 consistency_by_shift,
-                                                 dominant_class,
-                                                 single_class_warning)
-from tips_mmseg.utils.shift_ops import grid_axis, shift_grid
+from tips_mmseg.evaluation.shift_metrics import (
+    aligned_ground_truth, class_consistency, compute_shift_metrics,
+    consistency_by_shift, dominant_class, score_image, single_class_warning)
+from tips_mmseg.models.segmentors.shift_tta import (ShiftPredictor, image_key,
+                                                    logits_to_labels)
+from tips_mmseg.utils.shift_ops import (DEFAULT_MODES, EVAL_MODES, grid_axis,
+                                        shift_grid)
+from tips_mmseg.analysis.consistency_map import consistency_grid
 
 #: What the consistency map can show: a mode, or the boundary band.
 HEATMAP_MODES = EVAL_MODES + ('boundary', )
 
 
-def map_evaluator(mode: str, half: float, step: float,
-                  shift_batch_size: Optional[int], ignore_index: int,
-                  num_classes: int, boundary_width: int):
-    """The evaluator of a consistency map: every grid shift for every
-    image, in one mode (``'boundary'``: standard shifts scored on the
-    boundary band)."""
+def map_predictor(mode: str, half: float, step: float,
+                  shift_batch_size: Optional[int]) -> ShiftPredictor:
+    """The predictor of a consistency map: every grid shift for every image,
+    in one mode (``'boundary'``: standard shifts, scored on the band)."""
     if mode not in HEATMAP_MODES:
         raise ValueError(f'Unknown heatmap mode {mode!r}; use one of '
                          f'{HEATMAP_MODES}.')
     grid = shift_grid(half, step)
-    common = dict(
-        shift_batch_size=shift_batch_size or 64,
-        ignore_index=ignore_index,
-        num_classes=num_classes,
-        boundary_width=boundary_width,
-        score_labels=mode == 'boundary')
+    batch = shift_batch_size or 64
     if mode == 'subpixel':
-        return ShiftConsistencyEvaluator(
-            subpixel_shifts=grid, modes=('subpixel', ), **common)
+        return ShiftPredictor(subpixel_shifts=grid,
+                              modes=('subpixel', ),
+                              shift_batch_size=batch)
     if any(float(v) != int(v) for shift in grid for v in shift):
         raise ValueError(f'A {mode} map needs whole-pixel steps, got '
                          f'step={step}, half-width={half}; fractional '
                          "steps are for heatmap_mode='subpixel'.")
     grid = [(int(dh), int(dw)) for dh, dw in grid]
-    return ShiftConsistencyEvaluator(
-        shifts=grid,
-        modes=('standard' if mode == 'boundary' else mode, ),
-        **common)
-from tips_mmseg.analysis.consistency_map import consistency_grid
+    return ShiftPredictor(shifts=grid,
+                          modes=('standard' if mode == 'boundary' else mode, ),
+                          shift_batch_size=batch)
+
+
+def _score(shifted,
+           samples,
+           num_classes,
+           ignore_index,
+           boundary_width,
+           score_labels=True):
+    records = []
+    for extra, sample in zip(shifted, samples):
+        gt = None
+        if 'gt_sem_seg' in sample:
+            box = extra['box']
+            gt = aligned_ground_truth(sample.gt_sem_seg.data, sample.metainfo,
+                                      (box[1] - box[0], box[3] - box[2]))
+        records.append(
+            score_image(extra, gt, ignore_index, num_classes, boundary_width,
+                        score_labels))
+    return records
 
 
 @torch.no_grad()
@@ -75,8 +82,7 @@ def evaluate_shift_consistency(model,
                                subpixel_shifts: Optional[Sequence] = None,
                                boundary_width: int = 3,
                                heatmap_mode: str = 'standard',
-                               single_class_threshold: float = 0.99
-                               ) -> dict:
+                               single_class_threshold: float = 0.99) -> dict:
     """Shift metrics and the consistency map of a segmentor.
 
     Args:
@@ -118,29 +124,27 @@ def evaluate_shift_consistency(model,
         ready for :func:`tips_mmseg.visualization.draw_consistency_map`.
     """
     model.eval()
-    num_classes = dataset_num_classes(dataloader.dataset, model)
-    evaluator = ShiftConsistencyEvaluator(
-        shifts=shifts,
-        num_shifts=num_shifts,
-        max_shift=max_shift,
-        seed=seed,
-        modes=modes,
-        shift_batch_size=shift_batch_size,
-        ignore_index=ignore_index,
-        num_classes=num_classes,
-        subpixel_shifts=subpixel_shifts,
-        boundary_width=boundary_width)
+    names = getattr(dataloader.dataset, 'metainfo', {}).get('classes')
+    num_classes = len(names) if names else int(model.num_classes)
+    predictor = ShiftPredictor(shifts=shifts,
+                               num_shifts=num_shifts,
+                               max_shift=max_shift,
+                               seed=seed,
+                               modes=modes,
+                               shift_batch_size=shift_batch_size,
+                               subpixel_shifts=subpixel_shifts)
+    scoring = dict(num_classes=num_classes,
+                   ignore_index=ignore_index,
+                   boundary_width=boundary_width)
     mapper = None
     if heatmap_step:
-        map_half = heatmap_max_shift or (1.0 if heatmap_mode == 'subpixel'
-                                         else max_shift)
-        mapper = map_evaluator(heatmap_mode, map_half, heatmap_step,
-                               shift_batch_size, ignore_index, num_classes,
-                               boundary_width)
+        map_half = heatmap_max_shift or (1.0 if heatmap_mode == 'subpixel' else
+                                         max_shift)
+        mapper = map_predictor(heatmap_mode, map_half, heatmap_step,
+                               shift_batch_size)
     dataset = dataloader.dataset
     total = len(dataset) if num_images is None else min(
         num_images, len(dataset))
-    index_map = image_index_map(dataset)
     records, map_records = [], []
     bar = ProgressBar(total) if progress else None
     seen = 0
@@ -151,40 +155,45 @@ def evaluate_shift_consistency(model,
         inputs, samples = data['inputs'], data['data_samples']
         keep = min(len(samples), total - seen)
         inputs, samples = inputs[:keep], samples[:keep]
-        indices = [image_index_of(s.metainfo, index_map) for s in samples]
-        ref = evaluator.infer(model, inputs, [s.metainfo for s in samples])
-        records.extend(evaluator.process(model, inputs, samples, indices, ref))
+        keys = [image_key(s.metainfo) for s in samples]
+        logits = model.inference(inputs, [s.metainfo for s in samples])
+        ref = logits_to_labels(model, logits, inputs.shape[-2:])
+        records.extend(
+            _score(predictor.predict(model, inputs, samples, ref, keys),
+                   samples, **scoring))
         if mapper is not None and (heatmap_images is None
-                                          or seen < heatmap_images):
+                                   or seen < heatmap_images):
             take = keep if heatmap_images is None else min(
                 keep, heatmap_images - seen)
             map_records.extend(
-                mapper.process(model, inputs[:take], samples[:take],
-                               indices[:take], ref[:take]))
+                _score(mapper.predict(model, inputs[:take], samples[:take],
+                                      ref[:take], keys[:take]),
+                       samples[:take],
+                       **scoring,
+                       score_labels=heatmap_mode == 'boundary'))
         seen += keep
         if bar is not None:
             for _ in range(keep):
                 bar.update()
     if bar is not None:
         print()
-    records.sort(key=lambda r: r['index'])
-    names = getattr(dataset, 'metainfo', {}).get('classes')
     top = dominant_class(records)
-    result = dict(
-        metrics=compute_shift_metrics(records),
-        num_images=len(records),
-        records=records,
-        class_consistency=class_consistency(records, names),
-        dominant_class=None if top is None else dict(
-            name=names[top[0]] if names and top[0] < len(names) else str(
-                top[0]),
-            share=top[1] * 100),
-        warning=single_class_warning(records, single_class_threshold, names))
+    result = dict(metrics=compute_shift_metrics(records),
+                  num_images=len(records),
+                  records=records,
+                  class_consistency=class_consistency(records, names),
+                  dominant_class=None if top is None else dict(
+                      name=names[top[0]]
+                      if names and top[0] < len(names) else str(top[0]),
+                      share=top[1] * 100),
+                  warning=single_class_warning(records, single_class_threshold,
+                                               names))
     if mapper is not None:
         axis = grid_axis(map_half, heatmap_step)
         grid = consistency_grid(
             consistency_by_shift(map_records, heatmap_mode), axis)
-        result['heatmap'] = dict(
-            axis=axis, grid=grid.tolist(), mode=heatmap_mode,
-            num_images=len(map_records))
+        result['heatmap'] = dict(axis=axis,
+                                 grid=grid.tolist(),
+                                 mode=heatmap_mode,
+                                 num_images=len(map_records))
     return result

@@ -18,6 +18,11 @@ image, ``y_d`` the one for the image shifted by ``d`` and ``O_d`` the overlap:
 * crop: two windows of the image, compared over their common area;
 * sub-pixel: ``y_d`` computed from the resampled image's logits shifted
   back, compared over the interior.
+
+:func:`score_image` turns one image's shifted predictions (as
+:class:`~tips_mmseg.models.ShiftTTAModel` produces them) into a record of
+per-shift scores; :func:`compute_shift_metrics` reduces records to the
+reported keys.
 """
 from collections import defaultdict
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -34,8 +39,8 @@ from ..utils.shift_ops import Shift, interior_border, shift_blocks
 #: ``mASSC_boundary``, ``shift_fidelity`` and ``shift_mIoU`` need ground
 #: truth in the test pipeline.
 MODE_METRIC_KEYS = {
-    'standard': ('mASSC', 'mASSC_worst', 'mASSC_boundary', 'shift_fidelity',
-                 'shift_mIoU'),
+    'standard':
+    ('mASSC', 'mASSC_worst', 'mASSC_boundary', 'shift_fidelity', 'shift_mIoU'),
     'circular': ('mASSC_circular', ),
     'crop': ('mASSC_crop', ),
     'subpixel': ('mASSC_subpixel', ),
@@ -71,7 +76,9 @@ def iou_areas(pred: Tensor, label: Tensor, num_classes: int,
     return intersect, area_pred + area_label - intersect, area_pred, area_label
 
 
-def boundary_band(gt: Tensor, width: int, ignore_index: int = 255,
+def boundary_band(gt: Tensor,
+                  width: int,
+                  ignore_index: int = 255,
                   num_classes: Optional[int] = None) -> Tensor:
     """Pixels within ``width`` px of a ground-truth class boundary.
 
@@ -162,8 +169,8 @@ def score_shifts(pred: Tensor,
         if not labelled:
             continue
         label = gt[src]
-        in_range = (label != ignore_index) & (label >= 0) & (
-            label < num_classes)
+        in_range = (label != ignore_index) & (label >= 0) & (label
+                                                             < num_classes)
         good.append((same & (ref == label) & in_range).sum())
         scored.append(in_range.sum())
         # y_d brought back to the original frame, scored as IoUMetric does
@@ -184,8 +191,8 @@ def score_shifts(pred: Tensor,
         if nb:
             b_agree_n = counts[k:k + nb]
             b_total_n = counts[k + nb:k + 2 * nb]
-            result['boundary'] = np.where(b_total_n > 0,
-                                          b_agree_n / b_total_n, np.nan)
+            result['boundary'] = np.where(b_total_n > 0, b_agree_n / b_total_n,
+                                          np.nan)
         if ng:
             good_n = counts[k + 2 * nb:k + 2 * nb + ng]
             scored_n = counts[k + 2 * nb + ng:]
@@ -193,9 +200,110 @@ def score_shifts(pred: Tensor,
                                           np.nan)
     if labelled:
         result['areas'] = [a.double().cpu() for a in areas]
-        result['class_counts'] = torch.stack([class_agree, class_total
-                                              ]).cpu().numpy()
+        result['class_counts'] = torch.stack([class_agree,
+                                              class_total]).cpu().numpy()
     return result
+
+
+def aligned_ground_truth(gt: Tensor, metainfo: dict,
+                         size: Sequence[int]) -> Tensor:
+    """``gt_sem_seg`` aligned with the network input's valid box.
+
+    ``gt_sem_seg`` is at ``ori_shape`` in mmseg's test pipelines (loaded
+    after ``Resize``): it is flipped like the input if ``flip`` is set and
+    resized with nearest neighbour to the box when the sizes differ. With
+    no resize in the test pipeline it is the exact ground truth, and with
+    the shift ``(0, 0)`` ``shift_mIoU`` equals mmseg's mIoU.
+
+    Args:
+        gt (Tensor): ``(1, H, W)`` or ``(H, W)`` labels.
+        metainfo (dict): The sample's metainfo (``flip``,
+            ``flip_direction``).
+        size (Sequence[int]): ``(h, w)`` of the valid box.
+
+    Returns:
+        Tensor: ``(h, w)`` labels.
+    """
+    if gt.dim() == 2:
+        gt = gt[None]
+    if metainfo.get('flip', False):
+        dim = 2 if metainfo.get('flip_direction') == 'horizontal' else 1
+        gt = gt.flip(dims=(dim, ))
+    if tuple(gt.shape[-2:]) != tuple(size):
+        gt = F.interpolate(gt[None].float(), size=tuple(size),
+                           mode='nearest')[0].to(gt.dtype)
+    return gt[0]
+
+
+def score_image(shifted: dict,
+                gt: Optional[Tensor] = None,
+                ignore_index: int = 255,
+                num_classes: Optional[int] = None,
+                boundary_width: int = 3,
+                score_labels: bool = True) -> dict:
+    """Per-shift scores of one image, in every mode it was shifted in.
+
+    Args:
+        shifted (dict): The image's ``shift_predictions``, as
+            :meth:`ShiftPredictor.predict` returns them.
+        gt (Tensor, optional): ``(h, w)`` ground truth aligned with
+            ``shifted['pred']`` (see :func:`aligned_ground_truth`).
+        ignore_index (int): Label not scored. Defaults to 255.
+        num_classes (int, optional): Classes scored (the dataset's, as
+            IoUMetric uses); None: ``shifted['num_classes']``.
+        boundary_width (int): Half-width (px) of the boundary band.
+            Defaults to 3.
+        score_labels (bool): Score against the ground truth too
+            (``mASSC_boundary``, fidelity, ``shift_mIoU``, per class).
+            Defaults to True.
+
+    Returns:
+        dict: ``index`` (the image key), ``shifts``, ``pred_counts``
+        (predicted pixels per class, unshifted) and a per-shift array per
+        mode; standard mode with labels adds ``boundary``, ``fidelity``,
+        ``areas`` and ``class_counts``; sub-pixel adds
+        ``subpixel_shifts``.
+
+    Raises:
+        KeyError: If labels are to be scored and ``gt`` is None.
+    """
+    num_classes = num_classes or shifted['num_classes']
+    pred = shifted['pred']
+    shifts = shifted['shifts']
+    labelled = 'standard' in shifted and score_labels
+    if labelled and gt is None:
+        raise KeyError(
+            'mASSC_boundary, shift_fidelity and shift_mIoU need gt_sem_seg '
+            'in the data samples; load annotations in the test pipeline, '
+            "or run without 'standard' (e.g. modes=('circular',)).")
+    if gt is not None:
+        gt = gt.to(pred.device)
+    record = dict(index=int(shifted['key']), shifts=list(shifts))
+    record['pred_counts'] = torch.bincount(
+        pred.reshape(-1).long().clamp(min=0),
+        minlength=num_classes).cpu().numpy()
+    for mode in ('standard', 'circular'):
+        if mode not in shifted:
+            continue
+        with_gt = mode == 'standard' and labelled
+        band = boundary_band(gt, boundary_width, ignore_index,
+                             num_classes) if with_gt else None
+        scores = score_shifts(pred, shifted[mode], shifts, mode,
+                              gt if with_gt else None, ignore_index,
+                              num_classes, band)
+        record[mode] = scores['consistency']
+        for key in ('boundary', 'fidelity', 'areas', 'class_counts'):
+            if key in scores:
+                record[key] = scores[key]
+    if 'crop' in shifted:
+        pairs = shifted['crop']
+        refs, news = zip(*pairs) if pairs else ((), ())
+        record['crop'] = score_crops(refs, news, shifts)
+    if 'subpixel' in shifted:
+        record['subpixel_shifts'] = list(shifted['subpixel_shifts'])
+        record['subpixel'] = score_subpixel(pred, shifted['subpixel'],
+                                            shifted['subpixel_shifts'])
+    return record
 
 
 def score_crops(ref_windows: Sequence[Tensor],
@@ -219,8 +327,8 @@ def score_crops(ref_windows: Sequence[Tensor],
         (dst, src), = shift_blocks(shift, ref.shape[-2:], 'standard')
         agree.append((new[dst] == ref[src]).sum())
         total.append(new[dst].numel())
-    return torch.stack(agree).double().cpu().numpy() / np.array(
-        total, dtype=float)
+    return torch.stack(agree).double().cpu().numpy() / np.array(total,
+                                                                dtype=float)
 
 
 def score_subpixel(pred: Tensor, back_preds: Sequence[Tensor],
@@ -244,8 +352,8 @@ def score_subpixel(pred: Tensor, back_preds: Sequence[Tensor],
         inner = (slice(bh, h - bh), slice(bw, w - bw))
         agree.append((back[inner] == pred[inner]).sum())
         total.append((h - 2 * bh) * (w - 2 * bw))
-    return torch.stack(agree).double().cpu().numpy() / np.array(
-        total, dtype=float)
+    return torch.stack(agree).double().cpu().numpy() / np.array(total,
+                                                                dtype=float)
 
 
 def _mean(values: List[np.ndarray]) -> float:
@@ -263,10 +371,10 @@ def compute_shift_metrics(records: Sequence[dict]) -> Dict[str, float]:
     """Reduce per-image records to the reported metrics (percent).
 
     Args:
-        records (Sequence[dict]): One per image, as
-            :meth:`ShiftConsistencyEvaluator.process` returns them, sorted
-            by ``'index'`` so the float sums are the same for any number of
-            processes or batch size.
+        records (Sequence[dict]): One per image, as :func:`score_image`
+            returns them, in dataset order (as mmengine's metric collection
+            delivers them), so the float sums are the same for any number
+            of processes or batch size.
 
     Returns:
         dict[str, float]: The keys of :data:`MODE_METRIC_KEYS` for the
@@ -296,16 +404,16 @@ def compute_shift_metrics(records: Sequence[dict]) -> Dict[str, float]:
             metrics['shift_fidelity'] = _nanmean(
                 [r['fidelity'] for r in records])
             areas = [sum(r['areas'][i] for r in records) for i in range(4)]
-            iou = IoUMetric.total_area_to_metrics(
-                *areas, metrics=['mIoU'])['IoU']
+            iou = IoUMetric.total_area_to_metrics(*areas,
+                                                  metrics=['mIoU'])['IoU']
             metrics['shift_mIoU'] = float(np.nanmean(iou)) * 100
     if 'crop' in first:
         metrics['mASSC_crop'] = _mean([r['crop'] for r in records])
     if 'subpixel' in first:
         metrics['mASSC_subpixel'] = _mean([r['subpixel'] for r in records])
-    if 'standard' in first and all(
-            r['shifts'] == first['shifts']
-            for r in records) and len(first['shifts']) > 1:
+    if 'standard' in first and all(r['shifts'] == first['shifts']
+                                   for r in records) and len(
+                                       first['shifts']) > 1:
         per_shift = np.stack(standard).mean(axis=0)
         metrics['mASSC_std'] = float(per_shift.std()) * 100
     return metrics
@@ -337,9 +445,9 @@ def consistency_by_shift(records: Sequence[dict],
     return result
 
 
-def class_consistency(records: Sequence[dict],
-                      class_names: Optional[Sequence[str]] = None
-                      ) -> Dict[str, float]:
+def class_consistency(
+        records: Sequence[dict],
+        class_names: Optional[Sequence[str]] = None) -> Dict[str, float]:
     """Standard-shift consistency per ground-truth class (percent).
 
     Pixel-pooled: agreeing over compared pixels of the class, summed over
@@ -381,18 +489,18 @@ def dominant_class(records: Sequence[dict]) -> Optional[Tuple[int, float]]:
     return top, float(total[top] / total.sum())
 
 
-def single_class_warning(records: Sequence[dict],
-                         threshold: float = 0.99,
-                         class_names: Optional[Sequence[str]] = None
-                         ) -> Optional[str]:
+def single_class_warning(
+        records: Sequence[dict],
+        threshold: float = 0.99,
+        class_names: Optional[Sequence[str]] = None) -> Optional[str]:
     """A warning text if one class takes ``>= threshold`` of the predicted
     pixels (every consistency is then trivially close to 100), else None."""
     found = dominant_class(records)
     if found is None or found[1] < threshold:
         return None
     top, share = found
-    name = class_names[top] if class_names and top < len(
-        class_names) else str(top)
+    name = class_names[top] if class_names and top < len(class_names) else str(
+        top)
     return (f'the model predicts class {name!r} on {share * 100:.1f}% of '
             'the pixels: every shift consistency is then trivially close to '
             '100 and says nothing about shift invariance. Train the model '

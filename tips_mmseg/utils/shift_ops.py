@@ -16,8 +16,80 @@ import torch
 from torch import Tensor
 
 SHIFT_MODES = ('standard', 'circular')
+#: Every protocol of the shift-consistency evaluation; ``mASSC_boundary``
+#: comes with ``'standard'``.
+EVAL_MODES = ('standard', 'circular', 'crop', 'subpixel')
+#: What runs when ``modes`` is not given.
+DEFAULT_MODES = ('standard', 'circular')
+#: The modes driven by the integer shifts.
+INTEGER_MODES = ('standard', 'circular', 'crop')
 
 Shift = Tuple[int, int]
+
+
+def check_eval_modes(modes: Sequence[str]) -> tuple:
+    """Validate evaluation ``modes``; returns them as a tuple in the fixed
+    order of :data:`EVAL_MODES`."""
+    if isinstance(modes, str):
+        modes = (modes, )
+    for mode in modes:
+        if mode == 'boundary':
+            raise ValueError(
+                "'boundary' is not a mode of its own: mASSC_boundary is "
+                "reported whenever 'standard' runs (with ground truth); add "
+                "'standard' to modes and set boundary_width.")
+        if mode not in EVAL_MODES:
+            raise ValueError(f'Unknown shift-consistency mode {mode!r}; use '
+                             f'some of {EVAL_MODES}.')
+    if not modes:
+        raise ValueError(f'modes is empty; use some of {EVAL_MODES}.')
+    return tuple(m for m in EVAL_MODES if m in modes)
+
+
+def _check_shift_pairs(shifts, name: str, what: str,
+                       draw_hint: str) -> List[tuple]:
+    """Every entry of ``shifts`` a pair (dh, dw), and at least one."""
+    if len(shifts) == 0:
+        raise ValueError(f'{name} is empty; give at least one (dh, dw) pair '
+                         f'or leave it None to draw {draw_hint}.')
+    for shift in shifts:
+        if len(shift) != 2:
+            raise ValueError(f'A {what} must be a pair (dh, dw), got '
+                             f'{shift!r}.')
+    return [tuple(shift) for shift in shifts]
+
+
+def check_integer_shifts(shifts: Sequence[Sequence[int]]) -> List[Shift]:
+    """An explicit list of whole-pixel shifts as tuples of ints."""
+    checked = _check_shift_pairs(shifts, 'shifts', 'shift',
+                                 'num_shifts shifts per image')
+    for shift in checked:
+        if any(float(v) != int(v) for v in shift):
+            raise ValueError(
+                f'shifts are whole pixels, got {shift!r}; for '
+                "fractional shifts add 'subpixel' to modes and give them "
+                'as subpixel_shifts.')
+    return [(int(dh), int(dw)) for dh, dw in checked]
+
+
+def check_subpixel_shifts(
+        shifts: Sequence[Sequence[float]]) -> List[Tuple[float, float]]:
+    """An explicit list of fractional shifts as tuples of floats."""
+    checked = _check_shift_pairs(shifts, 'subpixel_shifts', 'sub-pixel shift',
+                                 'num_shifts shifts in (-1, 1)^2 per image')
+    return [(float(dh), float(dw)) for dh, dw in checked]
+
+
+def valid_box(metainfo: dict, size: Sequence[int]) -> tuple:
+    """``(top, bottom, left, right)`` of the image inside the padded input.
+
+    Uses the padding the data preprocessor recorded, read as mmseg's
+    ``postprocess_result`` reads it.
+    """
+    padding = metainfo.get('img_padding_size',
+                           metainfo.get('padding_size', [0, 0, 0, 0]))
+    left, right, top, bottom = (int(p) for p in padding)
+    return top, int(size[0]) - bottom, left, int(size[1]) - right
 
 
 def check_mode(mode: str) -> str:
@@ -54,8 +126,7 @@ def check_shift(shift: Sequence[int], size: Sequence[int]) -> Shift:
     return dh, dw
 
 
-def overlap_slices(shift: Shift,
-                   size: Sequence[int]) -> Tuple[tuple, tuple]:
+def overlap_slices(shift: Shift, size: Sequence[int]) -> Tuple[tuple, tuple]:
     """Slices of the overlap ``O_d`` in the shifted and the original frame.
 
     For every pixel ``p`` of the shifted image whose source ``p - d`` lies in
@@ -71,13 +142,15 @@ def overlap_slices(shift: Shift,
     """
     dh, dw = shift
     h, w = size
-    dst = (slice(max(dh, 0), h + min(dh, 0)), slice(max(dw, 0), w + min(dw, 0)))
-    src = (slice(max(-dh, 0), h - max(dh, 0)), slice(max(-dw, 0),
-                                                     w - max(dw, 0)))
+    dst = (slice(max(dh, 0), h + min(dh, 0)), slice(max(dw, 0),
+                                                    w + min(dw, 0)))
+    src = (slice(max(-dh, 0),
+                 h - max(dh, 0)), slice(max(-dw, 0), w - max(dw, 0)))
     return dst, src
 
 
-def shift_blocks(shift: Shift, size: Sequence[int],
+def shift_blocks(shift: Shift,
+                 size: Sequence[int],
                  mode: str = 'standard') -> List[Tuple[tuple, tuple]]:
     """Rectangles where the shifted image equals the original, moved.
 
@@ -206,8 +279,9 @@ def sample_shifts(num_shifts: int, max_shift: int, seed: int,
     side = 2 * max_shift + 1
     num_candidates = side * side - 1
     rng = np.random.default_rng([int(seed), int(image_index)])
-    picks = rng.choice(
-        num_candidates, size=num_shifts, replace=num_shifts > num_candidates)
+    picks = rng.choice(num_candidates,
+                       size=num_shifts,
+                       replace=num_shifts > num_candidates)
     center = num_candidates // 2  # flat index of (0, 0), skipped below
     shifts = []
     for pick in picks.tolist():
@@ -328,15 +402,13 @@ def fourier_shift(image: Tensor, shifts: Sequence[Sequence[float]]) -> Tensor:
     ext = torch.cat([ext, ext.flip(-1)], dim=-1)
     compute = torch.float64 if image.dtype == torch.float64 else torch.float32
     spectrum = torch.fft.fft2(ext.to(compute))
-    delta = torch.as_tensor(
-        [[float(dh), float(dw)] for dh, dw in shifts],
-        dtype=compute,
-        device=image.device)
+    delta = torch.as_tensor([[float(dh), float(dw)] for dh, dw in shifts],
+                            dtype=compute,
+                            device=image.device)
     freq_h = torch.fft.fftfreq(2 * h, dtype=compute, device=image.device)
     freq_w = torch.fft.fftfreq(2 * w, dtype=compute, device=image.device)
-    angle = -2 * math.pi * (
-        delta[:, 0, None, None] * freq_h[None, :, None] +
-        delta[:, 1, None, None] * freq_w[None, None, :])
+    angle = -2 * math.pi * (delta[:, 0, None, None] * freq_h[None, :, None] +
+                            delta[:, 1, None, None] * freq_w[None, None, :])
     phase = torch.polar(torch.ones_like(angle), angle)
     shifted = torch.fft.ifft2(spectrum[None] * phase[:, None]).real
     return shifted[..., :h, :w].to(image.dtype)

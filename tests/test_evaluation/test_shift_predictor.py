@@ -1,4 +1,5 @@
-"""The evaluator on real mmseg EncoderDecoders (whole, slide, mixed sizes)."""
+"""ShiftPredictor + per-image scoring on real mmseg EncoderDecoders (whole,
+slide, mixed sizes)."""
 import numpy as np
 import pytest
 import torch
@@ -6,7 +7,10 @@ from mmseg.structures import SegDataSample
 from mmengine.structures import PixelData
 
 from tests.shift_toys import build_model, pointwise_model_cfg, strided_model_cfg
-from tips_mmseg.evaluation import ShiftConsistencyEvaluator
+from tips_mmseg.evaluation import (ShiftConsistencyMetric,
+                                   aligned_ground_truth, score_image)
+from tips_mmseg.models.segmentors.shift_tta import (ShiftPredictor,
+                                                    logits_to_labels)
 from tips_mmseg.utils import shift_image
 
 SHIFTS = [(1, 0), (0, 3), (-5, 2), (7, -7)]
@@ -29,8 +33,21 @@ def make_batch(sizes, canvas):
 
 
 def evaluate(model, inputs, samples, **kwargs):
-    evaluator = ShiftConsistencyEvaluator(shifts=SHIFTS, **kwargs)
-    return evaluator.process(model, inputs, samples, range(len(samples)))
+    """Shifted predictions of a batch, scored image by image."""
+    predictor = ShiftPredictor(shifts=SHIFTS, **kwargs)
+    metas = [s.metainfo for s in samples]
+    with torch.no_grad():
+        ref = logits_to_labels(model, model.inference(inputs, metas),
+                               inputs.shape[-2:])
+    shifted = predictor.predict(model, inputs, samples, ref,
+                                range(len(samples)))
+    records = []
+    for extra, sample in zip(shifted, samples):
+        top, bottom, left, right = extra['box']
+        gt = aligned_ground_truth(sample.gt_sem_seg.data, sample.metainfo,
+                                  (bottom - top, right - left))
+        records.append(score_image(extra, gt))
+    return records
 
 
 def test_pointwise_segmentor_is_fully_consistent_in_both_modes():
@@ -189,17 +206,20 @@ def test_new_modes_mixed_sizes_and_slide():
 def test_bad_mode_and_shift_settings_fail_clearly():
     with pytest.raises(ValueError, match="'boundary' is not a mode of its "
                        "own.*add 'standard'"):
-        ShiftConsistencyEvaluator(modes=('boundary', ))
+        ShiftPredictor(modes=('boundary', ))
     with pytest.raises(ValueError, match='Unknown shift-consistency mode'):
-        ShiftConsistencyEvaluator(modes=('reflect', ))
+        ShiftPredictor(modes=('reflect', ))
     with pytest.raises(ValueError, match='shifts are whole pixels.*'
                        'subpixel_shifts'):
-        ShiftConsistencyEvaluator(shifts=[(0.5, 0)])
+        ShiftPredictor(shifts=[(0.5, 0)])
     with pytest.raises(ValueError, match='boundary_width'):
-        ShiftConsistencyEvaluator(boundary_width=0)
+        ShiftConsistencyMetric(boundary_width=0)
+    with pytest.raises(TypeError, match=r"model options \['max_shift'\]: "
+                       r"the shifts are drawn by the model wrapper"):
+        ShiftConsistencyMetric(max_shift=4)
     model = build_model(pointwise_model_cfg())
     inputs, samples = make_batch([(32, 32)], (32, 32))
     with pytest.raises(ValueError, match=r'crop protocol needs 2 \* '
                        r'max_shift < 32: use max_shift <= 15'):
-        ShiftConsistencyEvaluator(shifts=[(16, 0)], modes=('crop', )).process(
-            model, inputs, samples, [0])
+        ShiftPredictor(shifts=[(16, 0)], modes=('crop', )).predict(
+            model, inputs, samples, inputs[:, 0].long(), [0])
