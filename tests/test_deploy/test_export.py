@@ -262,6 +262,6 @@ def test_segformer_without_its_rewrite_is_refused_by_the_tool(
                  str(out), '--shape', '64', '64', '--dynamic']) is False
     err = capsys.readouterr().err
     assert err.startswith('error: --dynamic export refused')
-    assert ("module 'backbone.backbone.layers.0.1.0.attn.attn' "
+    assert ("module 'backbone.layers.0.1.0.attn.attn' "
             '(torch.nn.modules.activation.MultiheadAttention)') in err
     assert not out.exists()
