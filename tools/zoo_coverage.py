@@ -134,6 +134,10 @@ def _check(config, args, queue):
             if retry['status'] == 'ok':
                 result = dict(retry,
                               status='ok with non_overlapping=convert')
+            else:
+                result['reason'] += (
+                    f" With non_overlapping=convert: {retry['status']}: "
+                    f"{retry['reason']}")
         result['missing_keys'] = len(result['missing_keys'])
     except BaseException as e:  # noqa: BLE001  (reported as a row)
         result = dict(config=config, status='FAILED',

@@ -44,6 +44,11 @@ def _offline_small(node, size: int):
             out[key] = value
         if out.get('type') == 'SegDataPreProcessor' and 'size' in out:
             out['size'] = (size, size)
+        if 'img_size' in out:
+            # Position embeddings / relative position tables sized for the
+            # small input (the same in the original and converted model).
+            out['img_size'] = size if isinstance(out['img_size'], int) \
+                else (size, size)
         return out
     if isinstance(node, (list, tuple)):
         return type(node)(_offline_small(v, size) for v in node)

@@ -116,6 +116,9 @@ _REASONS = {
     'avgpool':
     'strided average pool (a box low-pass filter, not a strided conv or '
     'max-pool); not converted',
+    'unfold':
+    'patch merging by a strided nn.Unfold (s x s patches stacked into '
+    'channels, as in Swin); not converted',
     'unused':
     'strided max-pool that the forward does not run',
 }
@@ -232,6 +235,10 @@ class ShiftInvariantWrapper(BaseModule):
             if (isinstance(module, nn.AvgPool2d) and nn.modules.utils._pair(
                     module.stride or module.kernel_size) != (1, 1)):
                 self._skip(name, 'avgpool')
+                continue
+            if isinstance(module, nn.Unfold) and nn.modules.utils._pair(
+                    module.stride) != (1, 1):
+                self._skip(name, 'unfold')
                 continue
             if isinstance(module, nn.MaxPool2d) and _strided(module) and \
                     module not in pool_channels:
