@@ -25,7 +25,7 @@ PSP = 'mmseg::pspnet/pspnet_r18-d8_4xb2-80k_cityscapes-512x1024.py'
 # One config per kind of backbone the issue asks for.
 FAMILIES = {
     'pspnet-resnet': (PSP, 4),
-    'hrnet': ('mmseg::hrnet/fcn_hr18s_4xb2-40k_cityscapes-512x1024.py', 15),
+    'hrnet': ('mmseg::hrnet/fcn_hr18s_4xb2-40k_cityscapes-512x1024.py', 38),
     'mobilenet_v2': ('mmseg::mobilenet_v2/mobilenet-v2-d8_deeplabv3_4xb2-'
                      '80k_cityscapes-512x1024.py', 3),
     'segformer-mit': ('mmseg::segformer/segformer_mit-b0_8xb1-160k_'
