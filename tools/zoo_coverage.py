@@ -38,7 +38,8 @@ REPRESENTATIVES = {
     'ann': 'ann_r50-d8_4xb2-40k_cityscapes-512x1024.py',
     'apcnet': 'apcnet_r50-d8_4xb2-40k_cityscapes-512x1024.py',
     'beit': 'beit-base_upernet_8xb2-160k_ade20k-640x640.py',
-    'bisenetv1': 'bisenetv1_r18-d32-in1k-pre_4xb4-160k_cityscapes-1024x1024.py',
+    'bisenetv1':
+    'bisenetv1_r18-d32-in1k-pre_4xb4-160k_cityscapes-1024x1024.py',
     'bisenetv2': 'bisenetv2_fcn_4xb4-160k_cityscapes-1024x1024.py',
     'ccnet': 'ccnet_r50-d8_4xb2-40k_cityscapes-512x1024.py',
     'cgnet': 'cgnet_fcn_4xb4-60k_cityscapes-680x680.py',
@@ -65,8 +66,10 @@ REPRESENTATIVES = {
     'mae': 'mae-base_upernet_8xb2-amp-160k_ade20k-512x512.py',
     'mask2former': 'mask2former_r50_8xb2-160k_ade20k-512x512.py',
     'maskformer': 'maskformer_r50-d32_8xb2-160k_ade20k-512x512.py',
-    'mobilenet_v2': 'mobilenet-v2-d8_deeplabv3_4xb2-80k_cityscapes-512x1024.py',
-    'mobilenet_v3': 'mobilenet-v3-d8-s_lraspp_4xb4-320k_cityscapes-512x1024.py',
+    'mobilenet_v2':
+    'mobilenet-v2-d8_deeplabv3_4xb2-80k_cityscapes-512x1024.py',
+    'mobilenet_v3':
+    'mobilenet-v3-d8-s_lraspp_4xb4-320k_cityscapes-512x1024.py',
     'nonlocal_net': 'nonlocal_r50-d8_4xb2-40k_cityscapes-512x1024.py',
     'ocrnet': 'ocrnet_hr18s_4xb2-40k_cityscapes-512x1024.py',
     'pidnet': 'pidnet-s_2xb6-120k_1024x1024-cityscapes.py',

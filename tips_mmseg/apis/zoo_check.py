@@ -23,7 +23,8 @@ from .convert import (ConversionError, check_backbone_converts,
 #: Norm layers that need a process group, and their single-process twins.
 _SYNC_NORMS = {'SyncBN': 'BN', 'MMSyncBN': 'BN'}
 #: Outcomes of :func:`round_trip`, in report order.
-STATUSES = ('ok', 'ok with non_overlapping=convert', 'refused', 'no compiled op', 'vanilla fails here',
+STATUSES = ('ok', 'ok with non_overlapping=convert', 'refused',
+            'no compiled op', 'vanilla fails here',
             'FAILED', 'timeout')
 
 

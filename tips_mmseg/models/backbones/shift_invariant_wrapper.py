@@ -107,21 +107,24 @@ def _convert(name: str, module: nn.Module, non_overlapping: str = 'keep'):
     return channels, stride[0]
 
 
-#: Why a strided module was left as it is (``skip_reasons``).
-_REASONS = {
+#: Strided modules left as they are: what they are, and why.
+_KINDS = {
     NON_OVERLAPPING:
-    "non-overlapping strided conv (kernel = stride, no padding): at stride "
-    "1 it would cost stride**2 times as much; non_overlapping='convert' "
-    'converts it',
+    ('non-overlapping strided convs',
+     "kernel = stride, no padding: at stride 1 they would cost stride**2 "
+     "times as much; non_overlapping='convert' converts them"),
     'avgpool':
-    'strided average pool (a box low-pass filter, not a strided conv or '
-    'max-pool); not converted',
+    ('strided average pools',
+     'a box low-pass filter, not a strided conv or max-pool'),
     'unfold':
-    'patch merging by a strided nn.Unfold (s x s patches stacked into '
-    'channels, as in Swin); not converted',
+    ('strided nn.Unfold patch mergings',
+     's x s patches stacked into channels, as in Swin'),
     'unused':
-    'strided max-pool that the forward does not run',
+    ('strided max-pools', 'the forward does not run them'),
 }
+#: Why a strided module was left as it is (``skip_reasons``).
+_REASONS = {kind: f'{label} ({why}); not converted'
+            for kind, (label, why) in _KINDS.items()}
 
 
 @MODELS.register_module()
@@ -261,12 +264,13 @@ class ShiftInvariantWrapper(BaseModule):
                 downsample_cfg, channels, stride=stride))
             owner.register_forward_hook(hook)
             self.converted.append(name)
-        if self.skipped:
-            print_log(
-                'ShiftInvariantWrapper left these strided modules as they '
-                'are: ' + '; '.join(f'{n} ({self.skip_reasons[n]})'
-                                    for n in self.skipped),
-                logger='current', level=logging.WARNING)
+        for kind, (label, why) in _KINDS.items():
+            names = [n for n in self.skipped
+                     if self.skip_reasons[n] == _REASONS[kind]]
+            if names:
+                print_log(f'ShiftInvariantWrapper left these {label} as '
+                          f'they are ({why}): {names}', logger='current',
+                          level=logging.WARNING)
 
     def _pool_input_channels(self) -> Dict[nn.Module, int]:
         """Channels reaching each strided max-pool, from a tiny forward of
