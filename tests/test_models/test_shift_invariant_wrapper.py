@@ -66,20 +66,52 @@ def test_deepcopy_and_no_conversion():
 
 
 def test_unconvertible_layer_is_a_clear_error():
-    cfg = dict(type='ResNet', depth=18, norm_cfg=BN)
-    wrapped = MODELS.build(dict(type='ShiftInvariantWrapper', backbone=cfg,
-                                downsample_cfg=None))
     from tips_mmseg.models.backbones.shift_invariant_wrapper import (
         NON_OVERLAPPING, _convert)
-    conv = nn.Conv2d(3, 4, 4, stride=2)  # overlapping, but no padding
-    with pytest.raises(ValueError, match='would not keep the map size'):
-        _convert('odd', conv)
     with pytest.raises(ValueError, match='square strides only'):
         _convert('rect', nn.Conv2d(3, 4, 3, stride=(2, 1), padding=1))
+    with pytest.raises(ValueError, match="padding 'same' is not numeric"):
+        conv = nn.Conv2d(3, 4, 3, padding='same')
+        conv.stride = (2, 2)
+        _convert('same', conv)
     # kernel = stride, no padding (a ViT-style patch embedding): left as
-    # it is, and said so (the wrapper lists it in `skipped`).
+    # it is by default, converted on request.
     assert _convert('patch', nn.Conv2d(3, 4, 2, stride=2)) == NON_OVERLAPPING
-    assert wrapped is not None
+    assert _convert('patch', nn.Conv2d(3, 4, 2, stride=2),
+                    'convert') == (4, 2)
+
+
+@pytest.mark.parametrize('kernel,padding,size', [
+    (4, 0, 9), (4, 0, 10), (3, 0, 7), (2, 0, 8), (3, 2, 7), (5, 1, 12)])
+def test_any_padding_keeps_size_and_phase_zero(kernel, padding, size):
+    """At stride 1 a conv gives L = H + 2p - (k - 1) rows; a stride-s
+    downsampler gives ceil(L / s), the strided conv's size, and phase 0 of
+    the stride-1 output is the strided conv's output, for any padding."""
+    from tips_mmseg.models.backbones.shift_invariant_wrapper import _convert
+    strided = nn.Conv2d(2, 3, kernel, stride=2, padding=padding)
+    x = torch.randn(1, 2, size, size + 1)
+    want = strided(x)
+    assert _convert('c', strided, 'convert') == (3, 2)
+    full = strided(x)
+    assert strided.stride == (1, 1)
+    torch.testing.assert_close(full[..., ::2, ::2], want)
+
+
+class PhaseZero(nn.Module):
+    """Plain subsampling: a converted backbone then equals the original."""
+
+    def __init__(self, stride):
+        super().__init__()
+        self.stride = stride
+
+    def forward(self, x):
+        return x[..., ::self.stride, ::self.stride]
+
+
+def _phase_zero(wrapped):
+    for m in list(wrapped.modules()):
+        if hasattr(m, 'down') and isinstance(m.down, nn.Module):
+            m.down = PhaseZero(m.down.stride)
 
 
 # A tiny SegFormer encoder (MiT): overlapping patch embeddings 7x7 stride 4,
@@ -94,13 +126,16 @@ MIT = dict(type='MixVisionTransformer', in_channels=3, embed_dims=8,
 def test_mit_gets_tips_in_each_patch_embedding_with_shapes_kept(size):
     wrapped = MODELS.build(dict(type='ShiftInvariantWrapper', backbone=MIT,
                                 downsample_cfg=dict(type='TIPS')))
-    embeds = [f'layers.{i}.0.projection' for i in range(4)]
-    assert wrapped.converted == embeds
+    embeds = [f'layers.{i}.0' for i in range(4)]
+    assert wrapped.converted == [f'{n}.projection' for n in embeds]
+    # The default placement: after the patch embedding's LayerNorm.
     strides = [wrapped.backbone.get_submodule(n).down.stride for n in embeds]
     assert strides == [4, 2, 2, 2]
     assert all(isinstance(wrapped.backbone.get_submodule(n).down, TIPS)
                for n in embeds)
     assert wrapped.skipped == [f'layers.{i}.1.0.attn.sr' for i in range(3)]
+    assert all(r.startswith('non-overlapping')
+               for r in wrapped.skip_reasons.values())
     original = MODELS.build(MIT)
     x = torch.randn(2, 3, *size)
     wrapped.eval(), original.eval()
@@ -147,3 +182,97 @@ def test_timm_backbone_shapes_kept():
     with torch.no_grad():
         assert [o.shape for o in wrapped(x)] == [
             o.shape for o in original(x)]
+
+
+@pytest.mark.parametrize('placement,non_overlapping', [
+    ('conv', 'keep'), ('norm', 'keep'), ('norm', 'convert')])
+def test_mit_placements_equal_the_original_with_plain_subsampling(
+        placement, non_overlapping):
+    """A token LayerNorm commutes with picking a phase, so with plain
+    subsampling every placement computes the original MiT exactly."""
+    original = MODELS.build(MIT)
+    wrapped = MODELS.build(dict(
+        type='ShiftInvariantWrapper', backbone=MIT,
+        downsample_cfg=dict(type='TIPS'),
+        patch_embed_placement=placement, non_overlapping=non_overlapping))
+    where = 'layers.0.0' + ('.projection' if placement == 'conv' else '')
+    assert isinstance(wrapped.backbone.get_submodule(where).down, TIPS)
+    if non_overlapping == 'convert':
+        assert 'layers.0.1.0.attn.sr' in wrapped.converted
+        assert not wrapped.skipped
+    _phase_zero(wrapped)
+    wrapped.backbone.load_state_dict(original.state_dict())
+    x = torch.randn(2, 3, 64, 64)
+    wrapped.eval(), original.eval()
+    with torch.no_grad():
+        for got, want in zip(wrapped(x), original(x)):
+            torch.testing.assert_close(got, want)
+
+
+def test_tips_after_the_norm_sees_normalised_tokens():
+    wrapped = MODELS.build(dict(type='ShiftInvariantWrapper', backbone=MIT,
+                                downsample_cfg=dict(type='TIPS')))
+    seen = []
+    layer = wrapped.backbone.layers[0][0].down
+    layer.register_forward_pre_hook(lambda m, args: seen.append(args[0]))
+    wrapped.eval()
+    with torch.no_grad():
+        wrapped(torch.randn(1, 3, 32, 32) * 100)
+    # LayerNorm with its initial affine: every token has mean 0, var 1.
+    tokens = seen[0].flatten(2)
+    torch.testing.assert_close(tokens.mean(1), torch.zeros_like(
+        tokens.mean(1)), atol=1e-4, rtol=0)
+    torch.testing.assert_close(tokens.var(1, unbiased=False),
+                               torch.ones_like(tokens.mean(1)),
+                               atol=1e-3, rtol=0)
+
+
+def test_bad_options_are_clear_errors():
+    with pytest.raises(ValueError, match='patch_embed_placement'):
+        MODELS.build(dict(type='ShiftInvariantWrapper', backbone=MIT,
+                          patch_embed_placement='after'))
+    with pytest.raises(ValueError, match='non_overlapping'):
+        MODELS.build(dict(type='ShiftInvariantWrapper', backbone=MIT,
+                          non_overlapping='yes'))
+
+
+def test_original_state_dict_loads_into_the_wrapper():
+    cfg = BACKBONES['resnet18']
+    original = MODELS.build(cfg)
+    wrapped = MODELS.build(dict(type='ShiftInvariantWrapper', backbone=cfg))
+    result = wrapped.load_state_dict(original.state_dict(), strict=False)
+    assert result.unexpected_keys == []
+    assert result.missing_keys and all(
+        '.down.' in k for k in result.missing_keys)
+    torch.testing.assert_close(wrapped.backbone.conv1.weight,
+                               original.conv1.weight)
+    # Its own (wrapped) keys load as they are.
+    twin = MODELS.build(dict(type='ShiftInvariantWrapper', backbone=cfg))
+    twin.load_state_dict(wrapped.state_dict())
+    torch.testing.assert_close(twin.backbone.conv1.down.psi_conv.weight,
+                               wrapped.backbone.conv1.down.psi_conv.weight)
+
+
+def test_average_pools_are_left_with_a_reason():
+    cfg = dict(type='ResNetV1d', depth=18, norm_cfg=BN)
+    wrapped = MODELS.build(dict(type='ShiftInvariantWrapper', backbone=cfg,
+                                downsample_cfg='BlurPool'))
+    assert wrapped.skipped == [f'layer{i}.0.downsample.0' for i in (2, 3, 4)]
+    assert all('average pool' in wrapped.skip_reasons[n]
+               for n in wrapped.skipped)
+
+
+def test_pools_of_branching_backbones_are_found_before_conversion():
+    """BiSeNetV1 joins a spatial and a context path: its max-pool's
+    channels must come from a forward of the unconverted backbone."""
+    cfg = dict(type='BiSeNetV1', backbone_cfg=dict(
+        type='ResNet', depth=18, norm_cfg=BN), norm_cfg=BN)
+    wrapped = MODELS.build(dict(type='ShiftInvariantWrapper', backbone=cfg,
+                                downsample_cfg='APS'))
+    pool = wrapped.backbone.context_path.backbone.maxpool
+    assert pool.down.channels == 64
+    original = MODELS.build(cfg)
+    x = torch.randn(1, 3, 64, 64)
+    wrapped.eval(), original.eval()
+    with torch.no_grad():
+        assert [o.shape for o in wrapped(x)] == [o.shape for o in original(x)]
