@@ -258,6 +258,11 @@ def convert_config(source: str,
     lines.append("custom_hooks = _base_.get('custom_hooks', []) + [")
     lines += [f'    {_call(h)},' for h in hooks]
     lines[-1] = lines[-1].rstrip(',') + ']'
+    # Resume on torch >= 2.6 and atomic checkpoints, also under mmseg's own
+    # tools (docs/compatibility.md); a key of default_hooks merges into the
+    # base's.
+    lines.append("default_hooks = dict(checkpoint_safety=dict("
+                 "type='CheckpointSafetyHook'))")
     # Long lines (tips_cfg) wrap at commas; the config stays valid Python.
     return _wrap_long_lines('\n'.join(lines)), report
 
