@@ -241,6 +241,28 @@ def test_the_hook_makes_checkpoint_hook_write_atomically(tmp_path, renames):
     assert renames == []  # a runner without the hook: mmengine's writes
 
 
+def test_a_second_run_of_the_runner_keeps_the_atomic_writes_quietly(
+        tmp_path, renames):
+    """train() then a second before_run (as test() after train() does):
+    the backend the hook set is no reason to say the writes are left."""
+    from mmengine.logging import MMLogger
+    runner = _runner(tmp_path, max_iters=2)
+    runner.train()
+    hook = next(h for h in runner.hooks if isinstance(h, CheckpointSafetyHook))
+    messages = []
+    logger = MMLogger.get_current_instance()
+    original = logger.log
+    logger.log = lambda level, msg, *a, **k: messages.append(str(msg))
+    try:
+        hook.before_run(runner)
+    finally:
+        logger.log = original
+    checkpoint_hook = next(h for h in runner.hooks
+                           if type(h).__name__ == 'CheckpointHook')
+    assert checkpoint_hook.backend_args == dict(backend='tips_atomic_local')
+    assert not any('left as they are' in m for m in messages)
+
+
 def test_the_hook_resumes_past_a_damaged_newest_checkpoint(tmp_path):
     _runner(tmp_path, max_iters=3).train()
     _truncate(tmp_path / 'iter_3.pth')  # last_checkpoint names it

@@ -67,6 +67,9 @@ class CheckpointSafetyHook(Hook):
             if not isinstance(hook, CheckpointHook):
                 continue
             out_dir = hook.out_dir
+            atomic = dict(backend=register_atomic_backend())
+            if hook.backend_args == atomic:
+                continue  # set by an earlier run of the same runner
             if (hook.backend_args is not None
                     or hook.file_client_args is not None
                     or (out_dir is not None and '://' in str(out_dir))):
@@ -75,4 +78,4 @@ class CheckpointSafetyHook(Hook):
                     'backend or a remote out_dir; its writes are left as '
                     'they are.', logger='current')
                 continue
-            hook.backend_args = dict(backend=register_atomic_backend())
+            hook.backend_args = atomic
