@@ -61,6 +61,15 @@ def _subtract_target_(out: torch.Tensor, x: torch.Tensor,
     return out
 
 
+def _in_backward() -> bool:
+    """Whether this runs inside autograd's backward pass (as the
+    recomputation of a checkpointed block does)."""
+    # torch has no public flag for it; the engine's current graph task id
+    # is -1 outside backward.
+    task_id = getattr(torch._C, '_current_graph_task_id', None)
+    return task_id is not None and task_id() != -1
+
+
 class _PsiStatistics(torch.autograd.Function):
     """What TIPS needs of ``psi(X) = ReLU(DWConv(X))``, keeping only X.
 
@@ -292,7 +301,10 @@ class TIPS(PolyphaseDownsample):
         if self.tau_pairing == 'release':
             logits = logits.transpose(-2, -1)
         tau = logits.flatten(2).float().softmax(dim=-1)  # (N, C, s*s)
-        if self.training:
+        if self.training and not _in_backward():
+            # A checkpointed block (with_cp=True) runs this forward again
+            # during backward: the regularizers have read and cleared the
+            # caches by then, so that recomputation must not refill them.
             self.tau, self._input = tau, x
         return tau
 
