@@ -7,8 +7,9 @@ CheckpointSafetyHook added to configs that lack it (docs/compatibility.md).
 import os.path as osp
 import sys
 
-sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
-from _mmseg_tool import run  # noqa: E402
+# A checkout works without installing the package.
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+from tips_mmseg.cli.mmseg_tool import run  # noqa: E402
 
 if __name__ == '__main__':
     run('train.py')

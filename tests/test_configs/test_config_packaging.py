@@ -84,6 +84,9 @@ def test_wheel_carries_the_configs_and_the_installed_package_finds_them(
         'from tips_mmseg.configs import model_index_path\n'
         f'path = tips_mmseg.config_path({RELEASE!r})\n'
         'cfg = Config.fromfile(path)\n'
+        'from tips_mmseg.cli.mmseg_tool import resolve_config\n'
+        f'assert resolve_config({TOY_TIPS!r}).startswith(\n'
+        '    tips_mmseg.configs.configs_root())\n'
         'print(json.dumps([tips_mmseg.__file__, path, model_index_path(),\n'
         '                  cfg.model.backbone.depth,\n'
         '                  cfg.model.tips_cfg.undo_detach]))\n')
@@ -98,3 +101,10 @@ def test_wheel_carries_the_configs_and_the_installed_package_finds_them(
     assert path == osp.join(mim, 'configs', RELEASE)
     assert index == osp.join(mim, 'model-index.yml')
     assert depth == 18 and undo_detach is False
+
+    # The installed package's train entry point runs mmseg's own train.py.
+    usage = subprocess.run(
+        [sys.executable, '-m', 'tips_mmseg.cli.train', '--help'],
+        check=True, cwd=str(tmp_path), env=env, capture_output=True,
+        text=True).stdout
+    assert 'usage:' in usage and '--cfg-options' in usage

@@ -135,11 +135,7 @@ def test_ctrl_c_says_how_to_resume(trained, tmp_path):
 
 
 def test_shift_switch_parsing_and_an_existing_hook_is_updated():
-    sys.path.insert(0, osp.join(REPO_ROOT, 'tools'))
-    try:
-        from _mmseg_tool import add_shift_hook, pop_switch
-    finally:
-        sys.path.pop(0)
+    from tips_mmseg.cli.mmseg_tool import add_shift_hook, pop_switch
     from mmengine.config import Config
     argv, options = pop_switch(
         ['test.py', 'c.py', '--shift-consistency', 'max_shift=4',
@@ -159,3 +155,14 @@ def test_shift_switch_parsing_and_an_existing_hook_is_updated():
     cfg = Config(dict())
     add_shift_hook(cfg, {})
     assert cfg.custom_hooks == [dict(type='ShiftConsistencyHook')]
+
+
+def test_config_may_name_one_of_our_configs(tmp_path):
+    from tips_mmseg.cli.mmseg_tool import resolve_config
+    name = 'toy/deeplabv3plus_r18-d8-tips_toy-64x64.py'
+    assert resolve_config(name) == osp.join(REPO_ROOT, 'configs', name)
+    own = tmp_path / 'my.py'
+    own.write_text('x = 1\n')
+    assert resolve_config(str(own)) == str(own)  # a real file wins
+    with pytest.raises(FileNotFoundError, match="nor is it one of tips-mmseg"):
+        resolve_config('toy/nowhere.py')

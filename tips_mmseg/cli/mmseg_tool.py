@@ -1,5 +1,8 @@
 """Run one of mmseg's own tools with tips_mmseg imported first.
 
+Behind ``tools/train.py``, ``tools/test.py`` and, for an installed package,
+``python -m tips_mmseg.cli.train`` / ``python -m tips_mmseg.cli.test``.
+
 The CLI is mmseg's own, plus a few checks and switches:
 
 * ``tips_mmseg.compat.enable()``: CPU distributed launch (gloo, DDP without
@@ -7,7 +10,8 @@ The CLI is mmseg's own, plus a few checks and switches:
   dataset paths or empty splits (docs/compatibility.md);
 * ``CheckpointSafetyHook`` is added to ``default_hooks`` unless the config
   has it (safe loading on torch >= 2.6, resume fallback, atomic writes);
-* a missing config file is a one-line error;
+* CONFIG may also name one of tips-mmseg's configs (``toy/...py``), found in
+  the checkout or the installed package; a missing one is a one-line error;
 * ``--amp`` without a GPU is refused up front;
 * before the Runner is built (after ``--cfg-options``): the model's class
   count is checked against the datasets', and :class:`CheckSegLabels` is
@@ -131,16 +135,39 @@ def resume_hint(argv: List[str], work_dir: Optional[str]) -> str:
             f'    {command}')
 
 
+def resolve_config(config: str) -> str:
+    """A config file's path: ``config`` itself if it is a file, else one
+    of tips-mmseg's own configs by name (``'toy/...py'``, as
+    :func:`tips_mmseg.config_path` finds it in a checkout or in the
+    installed package).
+
+    Raises:
+        FileNotFoundError: Neither, with both places named.
+    """
+    if osp.isfile(config):
+        return config
+    from tips_mmseg.configs import config_path
+    try:
+        return config_path(config)
+    except (FileNotFoundError, ValueError) as err:
+        raise FileNotFoundError(
+            f'config file {config!r} does not exist (relative to '
+            f'{os.getcwd()}), nor is it one of tips-mmseg\'s configs '
+            f'({err}); check the path (our configs are in configs/, e.g. '
+            'configs/toy/).') from None
+
+
 def run(name: str):
-    repo = osp.dirname(osp.dirname(osp.abspath(__file__)))
-    if repo not in sys.path:
-        sys.path.insert(0, repo)  # a checkout works without installing
+    """Run mmseg's ``tools/<name>`` on ``sys.argv`` with the additions
+    above (``python -m tips_mmseg.cli.train`` / ``.test``,
+    ``tools/train.py``, ``tools/test.py``)."""
     argv = list(sys.argv)
     config = _config_arg(argv)
-    if config is not None and not osp.isfile(config):
-        sys.exit(f'error: config file {config!r} does not exist (relative to '
-                 f'{os.getcwd()}); check the path (our configs are in '
-                 'configs/, e.g. configs/toy/).')
+    if config is not None:
+        try:
+            argv[1] = resolve_config(config)
+        except FileNotFoundError as err:
+            sys.exit(f'error: {err}')
     shift_options = None
     if name == 'test.py':
         argv, shift_options = pop_switch(argv, '--shift-consistency')
