@@ -99,3 +99,20 @@ def _hook_name(hook) -> str:
     if isinstance(kind, type):
         return kind.__name__
     return str(kind).split('.')[-1]
+
+
+def is_missing_compiled_op(error: BaseException) -> bool:
+    """Whether ``error``, or an error it was raised from, is the mmcv-lite
+    shim's ``MissingCompiledOpError`` (a compiled mmcv op called without
+    full mmcv; docs/compatibility.md).
+
+    Told by the class name, so that this works whether or not the shim (a
+    separate, optional distribution) is installed.
+    """
+    seen = set()
+    while error is not None and id(error) not in seen:
+        if type(error).__name__ == 'MissingCompiledOpError':
+            return True
+        seen.add(id(error))
+        error = error.__cause__ or error.__context__
+    return False

@@ -100,3 +100,22 @@ def test_placeholder_hides_dunder_attributes(monkeypatch):
     assert not hasattr(ext, '__path__')
     with pytest.raises(shim.MissingCompiledOpError, match='full mmcv'):
         ext.roi_align_forward()
+
+
+def test_a_missing_compiled_op_is_told_through_the_cause_chain():
+    """The converter and the zoo check tell a missing compiled op from other
+    failures without importing the (optional) shim."""
+    from tips_mmseg.compat import is_missing_compiled_op
+
+    class MissingCompiledOpError(RuntimeError):
+        pass
+
+    try:
+        try:
+            raise MissingCompiledOpError('psamask needs full mmcv')
+        except MissingCompiledOpError as inner:
+            raise TypeError('PSAHead: build failed') from inner
+    except TypeError as outer:
+        assert is_missing_compiled_op(outer)
+    assert not is_missing_compiled_op(TypeError('something else'))
+    assert not is_missing_compiled_op(None)

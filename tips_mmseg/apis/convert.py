@@ -123,7 +123,8 @@ def check_backbone_converts(backbone: dict, downsample_cfg: dict,
         ``skipped``, ``skip_reasons`` say what was done).
     """
     from mmseg.registry import MODELS
-    from _tips_mmseg_bootstrap import MissingCompiledOpError
+
+    from tips_mmseg.compat import is_missing_compiled_op
 
     inner = dict(backbone)
     # Building must not fetch weights: only the structure is looked at.
@@ -133,18 +134,18 @@ def check_backbone_converts(backbone: dict, downsample_cfg: dict,
     cfg = wrapped_backbone_cfg(inner, None, downsample_cfg, wrapper_options)
     try:
         wrapper = MODELS.build(cfg)
-    except MissingCompiledOpError as e:
-        _refuse(source, f"its backbone {backbone['type']} needs a compiled "
-                f'mmcv op that this mmcv lacks ({e}).')
-    except KeyError as e:
-        if 'is not in the' in str(e):
+    except Exception as e:  # noqa: B902 (each kind refused by name below)
+        if is_missing_compiled_op(e):
+            _refuse(source, f"its backbone {backbone['type']} needs a "
+                    f'compiled mmcv op that this mmcv lacks ({e}).')
+        if isinstance(e, KeyError) and 'is not in the' in str(e):
             _refuse(source, f"its backbone type {backbone['type']!r} is not "
                     f'registered here ({e}); install the package that '
                     'provides it (e.g. mmpretrain).')
+        if isinstance(e, ValueError):
+            _refuse(source, f"ShiftInvariantWrapper cannot wrap its "
+                    f"backbone {backbone['type']}: {e}")
         raise
-    except ValueError as e:
-        _refuse(source, f"ShiftInvariantWrapper cannot wrap its backbone "
-                f"{backbone['type']}: {e}")
     if not wrapper.converted:
         left = ''.join(f'\n  {n}: {r}'
                        for n, r in wrapper.skip_reasons.items())

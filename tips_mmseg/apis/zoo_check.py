@@ -118,13 +118,9 @@ def train_step(model, size: int = 64, batch: int = 2, seed: int = 0):
 
 
 def _classify(error: BaseException) -> str:
-    from _tips_mmseg_bootstrap import MissingCompiledOpError
-    seen = error
-    while seen is not None:
-        if isinstance(seen, MissingCompiledOpError):
-            return 'no compiled op'
-        seen = seen.__cause__ or seen.__context__
-    return 'vanilla fails here'
+    from tips_mmseg.compat import is_missing_compiled_op
+    return ('no compiled op' if is_missing_compiled_op(error) else
+            'vanilla fails here')
 
 
 def _short(error: BaseException) -> str:
