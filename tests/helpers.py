@@ -49,3 +49,19 @@ def enable_compat(monkeypatch, **fixes):
             owner, name)
         monkeypatch.setattr(owner, name, original)
     return compat.enable(**fixes)
+
+
+def parity_heatmap(off_value, odd_value=None):
+    """A consistency map (as ``consistency_grid`` returns it) over shifts
+    -1..1: 100 at (0, 0), ``odd_value`` where dh + dw is odd, ``off_value``
+    at the other (even) shifts."""
+    import numpy as np
+    axis = [-1, 0, 1]
+    grid = np.full((3, 3), float(off_value))
+    if odd_value is not None:
+        for i, dh in enumerate(axis):
+            for j, dw in enumerate(axis):
+                if (dh + dw) % 2:
+                    grid[i, j] = odd_value
+    grid[1, 1] = 100.
+    return dict(axis=axis, grid=grid.tolist(), num_images=2)

@@ -2,29 +2,16 @@
 import numpy as np
 import pytest
 
+from tests.helpers import parity_heatmap
 from tips_mmseg.analysis import consistency_grid, map_mean, odd_even_gap
 
 
-def _heatmap(off_value, odd_value=None):
-    """3x3 map over shifts -1..1: 100 at (0, 0), ``odd_value`` where
-    dh + dw is odd, ``off_value`` at the other (even) shifts."""
-    axis = [-1, 0, 1]
-    grid = np.full((3, 3), float(off_value))
-    if odd_value is not None:
-        for i, dh in enumerate(axis):
-            for j, dw in enumerate(axis):
-                if (dh + dw) % 2:
-                    grid[i, j] = odd_value
-    grid[1, 1] = 100.
-    return dict(axis=axis, grid=grid.tolist(), num_images=2)
-
-
 def test_map_mean_and_odd_even_gap_by_hand():
-    heatmap = _heatmap(96., 90.)
+    heatmap = parity_heatmap(96., 90.)
     # 4 even off-centre shifts at 96, 4 odd ones at 90; (0, 0) left out.
     assert map_mean(heatmap) == pytest.approx(93.)
     assert odd_even_gap(heatmap) == pytest.approx(6.)
-    assert odd_even_gap(_heatmap(97.)) == pytest.approx(0.)
+    assert odd_even_gap(parity_heatmap(97.)) == pytest.approx(0.)
     # The input is not changed by leaving the centre out.
     assert heatmap['grid'][1][1] == 100.
 

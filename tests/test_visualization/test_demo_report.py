@@ -10,7 +10,7 @@ import torch
 from mmengine.structures import PixelData
 from mmseg.structures import SegDataSample
 
-from tests.helpers import REPO_ROOT
+from tests.helpers import REPO_ROOT, parity_heatmap
 
 TOOLS_DIR = osp.join(REPO_ROOT, 'tools')
 if TOOLS_DIR not in sys.path:
@@ -22,20 +22,6 @@ from _reports.demo_numbers import class_iou, loss_terms  # noqa: E402
 from _reports.demo_text import write_report  # noqa: E402
 
 PNG_MAGIC = b'\x89PNG'
-
-
-def _heatmap(off_value, odd_value=None):
-    """3x3 map over shifts -1..1: 100 at (0, 0), ``odd_value`` where
-    dh + dw is odd, ``off_value`` at the other (even) shifts."""
-    axis = [-1, 0, 1]
-    grid = np.full((3, 3), float(off_value))
-    if odd_value is not None:
-        for i, dh in enumerate(axis):
-            for j, dw in enumerate(axis):
-                if (dh + dw) % 2:
-                    grid[i, j] = odd_value
-    grid[1, 1] = 100.
-    return dict(axis=axis, grid=grid.tolist(), num_images=2)
 
 
 def _result(variant, miou, massc, seed=0, extra=None, tau=None):
@@ -52,7 +38,7 @@ def _result(variant, miou, massc, seed=0, extra=None, tau=None):
                        checker=85.),
         msb=dict(msb_pixel=0.3, msb_soft=0.55, msb_phase=0.25),
         tau=tau or [],
-        heatmap=_heatmap(massc, massc - 2),
+        heatmap=parity_heatmap(massc, massc - 2),
         losses=[2.0, 1.5, 1.2], loss_terms=terms, train_s=12.3, iters=3)
 
 
