@@ -193,6 +193,17 @@ def run(name: str):
             raise
         print(resume_hint(argv, _Session.work_dir), file=sys.stderr)
         sys.exit(130)
+    _close_process_group()
+
+
+def _close_process_group():
+    """End a finished distributed run cleanly: mmseg's tools leave the
+    process group open, and a gloo group still alive at interpreter exit
+    can abort a rank ('terminate called without an active exception')."""
+    import torch.distributed as dist
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
 
 
 def _interrupted(err: BaseException) -> bool:
