@@ -20,6 +20,8 @@ The CLI is mmseg's own, plus a few checks and switches:
 * ``tools/test.py --shift-consistency [KEY=VALUE ...]`` adds
   ``ShiftConsistencyHook`` (with those arguments) to ``custom_hooks``;
 * Ctrl-C during training says how to resume;
+* a finished distributed run exits without finalizing the interpreter
+  (:func:`exit_distributed_run` says why);
 * known cryptic errors are re-raised with their cause and fix
   (tips_mmseg.utils.friendly_errors).
 
@@ -27,11 +29,13 @@ All of this acts in the tool's own process only (``import tips_mmseg``
 changes nothing).
 """
 import ast
+import atexit
 import os
 import os.path as osp
 import runpy
 import shlex
 import sys
+import threading
 from typing import List, Optional, Tuple
 
 
@@ -193,17 +197,42 @@ def run(name: str):
             raise
         print(resume_hint(argv, _Session.work_dir), file=sys.stderr)
         sys.exit(130)
-    _close_process_group()
+    exit_distributed_run()
 
 
-def _close_process_group():
-    """End a finished distributed run cleanly: mmseg's tools leave the
-    process group open, and a gloo group still alive at interpreter exit
-    can abort a rank ('terminate called without an active exception')."""
+def exit_distributed_run():
+    """End a finished distributed run: close the process group, do what a
+    normal exit does before finalizing the interpreter, and leave without
+    finalizing it. Returns (does nothing) if no process group is open.
+
+    Why not a normal exit: gloo runs collectives on C++ worker threads,
+    and a worker that frees a finished collective's tensors takes the GIL.
+    If that happens while the interpreter finalizes, Python ends the
+    thread inside a C++ destructor, and std::terminate aborts the rank
+    ('terminate called without an active exception') after all its work
+    is done: a non-zero exit under torchrun. Closing the group does not
+    stop those threads, because ``torch.distributed.nn`` (imported by DDP)
+    keeps the world group in default arguments until the process ends.
+
+    Before leaving, the non-daemon threads are joined, the ``atexit``
+    handlers run (logging's flush, multiprocessing's clean-up of worker
+    processes, weakref finalizers) and the standard streams are flushed,
+    as a normal exit would.
+    """
     import torch.distributed as dist
-    if dist.is_available() and dist.is_initialized():
-        dist.barrier()
-        dist.destroy_process_group()
+    if not (dist.is_available() and dist.is_initialized()):
+        return
+    # No rank tears down its connections while another is still in a
+    # collective.
+    dist.barrier()
+    dist.destroy_process_group()
+    for thread in threading.enumerate():
+        if thread is not threading.main_thread() and not thread.daemon:
+            thread.join()
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()
+    os._exit(0)
 
 
 def _interrupted(err: BaseException) -> bool:
