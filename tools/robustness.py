@@ -78,8 +78,8 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    from tips_mmseg.apis import (evaluate_robustness, format_robustness_table,
-                                 plot_corruption_curves)
+    from tips_mmseg.apis import evaluate_robustness, format_robustness_table
+    from tips_mmseg.visualization import plot_corruption_curves
 
     if not osp.isfile(args.config):
         sys.exit(f'Config file not found: {args.config}')

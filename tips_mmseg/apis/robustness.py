@@ -5,12 +5,13 @@ mmseg config and measures mIoU with the config's test evaluator (mmseg's
 IoUMetric) on clean images, on every corruption x severity (the
 :class:`~tips_mmseg.datasets.transforms.ImageCorruption` transform inserted
 after ``LoadImageFromFile``) and under every attack. ``tools/robustness.py``
-wraps it; :func:`format_robustness_table` and :func:`plot_corruption_curves`
-present the result.
+wraps it; :func:`format_robustness_table` presents the result as a table,
+:func:`tips_mmseg.visualization.plot_corruption_curves` as a figure.
 """
 import contextlib
 import copy
 import logging
+import warnings
 from typing import Callable, Optional, Sequence, Union
 
 import numpy as np
@@ -288,45 +289,16 @@ def format_robustness_table(results: dict) -> str:
 
 
 def plot_corruption_curves(results: dict, out_file: str) -> None:
-    """Draw mIoU against severity, one line per corruption, into a PNG.
-
-    Severity 0 is the clean mIoU; attacks are drawn as horizontal dashed
-    lines for scale.
-
-    Args:
-        results (dict): The result of :func:`evaluate_robustness`.
-        out_file (str): PNG path.
-    """
-    # Figure + Agg canvas directly: no global backend switch, no display.
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(8.5, 4.5))
-    FigureCanvasAgg(fig)
-    ax = fig.add_subplot()
-    clean = results['clean']['mIoU']
-    for name, per_severity in results['corruptions'].items():
-        severities = sorted(per_severity, key=int)
-        xs = [0] + [int(s) for s in severities]
-        ys = [clean] + [per_severity[s]['mIoU'] for s in severities]
-        ax.plot(xs, ys, marker='o', label=name)
-    for name, metrics in results['attacks'].items():
-        ax.axhline(metrics['mIoU'], linestyle='--', color='grey', lw=1)
-        ax.annotate(f'{name} eps={metrics["eps"]:g}', (0, metrics['mIoU']),
-                    fontsize=8, color='grey', va='bottom')
-    ax.set_xlabel('severity (0 = clean)')
-    ax.set_ylabel('mIoU (%)')
-    title = 'mIoU under corruptions'
-    if results.get(MEAN_CORRUPTION_KEY) is not None:
-        title += f' (mCorr-mIoU {results[MEAN_CORRUPTION_KEY]:.2f})'
-    ax.set_title(title)
-    ax.set_xticks(range(0, 6))
-    ax.grid(alpha=0.3)
-    if results['corruptions']:
-        # Outside the axes: curves of nine corruptions leave no free corner.
-        ax.legend(fontsize=8, loc='upper left', bbox_to_anchor=(1.02, 1))
-    fig.tight_layout()
-    fig.savefig(out_file, dpi=120)
+    """Deprecated: moved to
+    :func:`tips_mmseg.visualization.plot_corruption_curves` (plots live
+    apart from the numbers they show)."""
+    warnings.warn(
+        'tips_mmseg.apis.plot_corruption_curves moved to '
+        'tips_mmseg.visualization.plot_corruption_curves; the alias will be '
+        'removed', DeprecationWarning, stacklevel=2)
+    from tips_mmseg.visualization import \
+        plot_corruption_curves as plot_curves
+    plot_curves(results, out_file)
 
 
 __all__ = [
