@@ -34,10 +34,14 @@ SCRIPT = textwrap.dedent('''
 ''')
 
 
+def _run_probe(tmp_path, mode):
+    (tmp_path / 'probe.py').write_text(SCRIPT)
+    return run_python(['probe.py', mode], cwd=tmp_path)
+
+
 def test_with_a_group_it_closes_it_and_exits_0_after_a_normal_exit_s_work(
         tmp_path):
-    (tmp_path / 'probe.py').write_text(SCRIPT)
-    result = run_python(['probe.py', 'group'], cwd=tmp_path)
+    result = _run_probe(tmp_path, 'group')
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout == 'printed'
     assert (tmp_path / 'atexit.txt').read_text() == 'ran'
@@ -46,8 +50,7 @@ def test_with_a_group_it_closes_it_and_exits_0_after_a_normal_exit_s_work(
 
 
 def test_without_a_group_it_returns_and_the_tool_exits_as_usual(tmp_path):
-    (tmp_path / 'probe.py').write_text(SCRIPT)
-    result = run_python(['probe.py', 'none'], cwd=tmp_path)
+    result = _run_probe(tmp_path, 'none')
     assert result.returncode == 3, result.stderr[-3000:]
     assert result.stdout == 'printed and returned, group: False\n'
     assert (tmp_path / 'atexit.txt').read_text() == 'ran'
